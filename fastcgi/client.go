@@ -1,0 +1,542 @@
+package fastcgi
+
+// client.go holds the client side of one connection: Conn sends a request's
+// params and body, and Response streams the answer back record by record.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// requestID is the id of every request a Conn sends; FPM does not multiplex.
+const requestID = 1
+
+// Request is one FastCGI responder request.
+type Request struct {
+	// Params are sent in order in FCGI_PARAMS. The caller sets
+	// CONTENT_LENGTH to match Body.
+	Params []Param
+
+	// Body is sent as FCGI_STDIN. Nil means an empty body. It is read by a
+	// goroutine of the Conn while the response streams in, so a script may
+	// answer before it has read all of its input; Response.Close waits for a
+	// pending Body.Read to return.
+	Body io.Reader
+
+	// Stderr, if not nil, receives the content of each FCGI_STDERR record.
+	// It must not retain p. Nil discards STDERR.
+	Stderr func(p []byte)
+
+	// ReadTimeout bounds the wait for each read from the backend, so a
+	// long response that keeps streaming is never cut. Zero means no limit.
+	ReadTimeout time.Duration
+
+	// WriteTimeout bounds each write to the backend. Zero means no limit.
+	WriteTimeout time.Duration
+}
+
+// Conn is a client connection to a FastCGI responder. It carries one request
+// at a time. Close may be called more than once.
+type Conn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	keepConn bool // ask the backend to keep the connection after a request
+
+	created  time.Time
+	lastUsed time.Time
+	requests int  // requests started on this connection
+	broken   bool // not reusable: an error, an abort, or no FCGI_KEEP_CONN
+
+	// release, if set, is called once per request when its Response is
+	// closed; a Pool uses it to take the connection back.
+	release func(*Conn)
+	// onClose, if set, is called once when the connection closes.
+	onClose func()
+
+	mu       sync.Mutex // protects closed, closeErr
+	closed   bool
+	closeErr error
+}
+
+// NewConn returns a Conn on nc. With keepConn the backend is asked to keep
+// the connection open after each request (FCGI_KEEP_CONN), as a pool wants.
+func NewConn(nc net.Conn, keepConn bool) *Conn {
+	now := time.Now()
+	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), keepConn: keepConn, created: now, lastUsed: now}
+}
+
+// Close closes the connection. It is safe to call more than once and from
+// any goroutine; it keeps the first close error.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.closeErr = c.nc.Close()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	}
+	return c.closeErr
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// RemoteAddr returns the backend's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Reusable reports whether another request may be sent on c.
+func (c *Conn) Reusable() bool { return !c.broken && c.keepConn && !c.isClosed() }
+
+// bufPool holds write buffers large enough for one full record.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, headerLen+maxContent+8); return &b }}
+
+// Do sends req and waits for the first record of the answer: the first
+// STDOUT content or END_REQUEST. The caller reads the body from the returned
+// Response and must Close it. Errors before that point are returned by Do:
+// ErrStaleConn when a reused connection had been closed by the backend before
+// it answered, a timeout, ErrProtocol, or ErrRequestRejected.
+//
+// Cancelling ctx closes the connection, which ends any pending read or write.
+func (c *Conn) Do(ctx context.Context, req *Request) (*Response, error) {
+	if c.isClosed() {
+		return nil, ErrConnClosed
+	}
+	if c.broken {
+		return nil, errors.New("fastcgi: connection not reusable")
+	}
+	if err := checkParams(req.Params); err != nil {
+		return nil, err
+	}
+	reused := c.requests > 0
+	c.requests++
+	c.lastUsed = time.Now()
+	resp := &Response{c: c, req: req, reused: reused}
+	resp.stop = context.AfterFunc(ctx, func() {
+		resp.cancelled.Store(true)
+		c.Close()
+	})
+
+	if err := c.writeHead(req); err != nil {
+		c.broken = true
+		resp.finish()
+		if reused && isReset(err) && !resp.cancelled.Load() {
+			return nil, fmt.Errorf("%w: %v", ErrStaleConn, err)
+		}
+		return nil, resp.wrapErr("write params", err)
+	}
+	if req.Body != nil {
+		resp.bodyDone = make(chan error, 1)
+		go resp.writeBody() // ends when Body is drained or the conn fails
+	} else {
+		resp.bodySent = true
+	}
+	if err := resp.fill(); err != nil && err != io.EOF {
+		resp.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// writeHead writes BEGIN_REQUEST, the params and their terminating empty
+// record, and, for a request without a body, the empty STDIN record, in one
+// write.
+func (c *Conn) writeHead(req *Request) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	var flags uint8
+	if c.keepConn {
+		flags = flagKeepConn
+	}
+	enc := (*bp)[:0]
+	for _, p := range req.Params {
+		enc = AppendParam(enc, p.Name, p.Value)
+	}
+	if cap(enc) <= 1<<20 {
+		*bp = enc[:0] // keep a grown buffer, within reason
+	}
+	out := make([]byte, 0, 64+len(enc)+len(enc)/maxContent*16)
+	out = appendRecord(out, typeBeginRequest, beginRequestBody(roleResponder, flags))
+	for len(enc) > 0 {
+		n := min(len(enc), maxContent)
+		out = appendRecord(out, typeParams, enc[:n])
+		enc = enc[n:]
+	}
+	out = appendRecord(out, typeParams, nil)
+	if req.Body == nil {
+		out = appendRecord(out, typeStdin, nil)
+	}
+	return c.write(req.WriteTimeout, out)
+}
+
+func appendRecord(b []byte, t recType, content []byte) []byte {
+	var h header
+	h.init(t, requestID, len(content))
+	var hb [headerLen]byte
+	h.encode(hb[:])
+	b = append(b, hb[:]...)
+	b = append(b, content...)
+	return append(b, make([]byte, h.PaddingLength)...)
+}
+
+func (c *Conn) write(timeout time.Duration, b []byte) error {
+	if timeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// read fills p from the backend, applying the read timeout to this read.
+func (c *Conn) read(timeout time.Duration, p []byte) (int, error) {
+	if timeout > 0 && c.br.Buffered() == 0 {
+		c.nc.SetReadDeadline(time.Now().Add(timeout))
+	}
+	return c.br.Read(p)
+}
+
+// readFull reads len(p) bytes. It returns io.EOF if the stream ended before
+// the first byte and io.ErrUnexpectedEOF if it ended part way.
+func (c *Conn) readFull(timeout time.Duration, p []byte) error {
+	got := 0
+	for got < len(p) {
+		n, err := c.read(timeout, p[got:])
+		got += n
+		if err != nil {
+			if got == len(p) {
+				return nil
+			}
+			if err == io.EOF && got > 0 {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Response is the answer to one request: its STDOUT stream, read with Read,
+// and, once Read has returned io.EOF, its application status.
+type Response struct {
+	c      *Conn
+	req    *Request
+	reused bool
+	stop   func() bool // stops the context watch
+
+	cancelled atomic.Bool
+	gotAny    bool // a record of the answer arrived
+	remain    int  // STDOUT content left in the current record
+	pad       int  // padding left after it
+	ended     bool // END_REQUEST seen
+	err       error
+	appStatus int
+
+	bodyDone chan error // result of writeBody; nil without a body
+	bodySent bool       // the whole body and its empty STDIN record went out
+
+	closeOnce sync.Once
+}
+
+// AppStatus returns the application status of FCGI_END_REQUEST, valid once
+// Read has returned io.EOF.
+func (r *Response) AppStatus() int { return r.appStatus }
+
+// Buffered reports whether more of the answer has already arrived, so a
+// caller that flushes per chunk may wait for the next Read before flushing.
+func (r *Response) Buffered() bool { return r.c.br.Buffered() > 0 }
+
+// Read reads STDOUT content. Each call returns bytes of at most one record.
+// It returns io.EOF after END_REQUEST; an answer cut short returns an error
+// wrapping ErrProtocol or the network error.
+func (r *Response) Read(p []byte) (int, error) {
+	for r.remain == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) > r.remain {
+		p = p[:r.remain]
+	}
+	n, err := r.c.read(r.req.ReadTimeout, p)
+	r.remain -= n
+	if err != nil {
+		if err == io.EOF {
+			err = protocolError("connection closed inside a STDOUT record")
+		}
+		r.fail(r.wrapErr("read response", err))
+		return n, r.err
+	}
+	if r.remain == 0 && r.pad > 0 {
+		if err := r.skipPad(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (r *Response) skipPad() error {
+	var pad [maxPad]byte
+	if err := r.c.readFull(r.req.ReadTimeout, pad[:r.pad]); err != nil {
+		r.fail(r.wrapErr("read padding", err))
+		return r.err
+	}
+	r.pad = 0
+	return nil
+}
+
+// fill reads records until STDOUT content is available (r.remain > 0) or
+// the request ends (io.EOF). STDERR goes to req.Stderr on the way.
+func (r *Response) fill() error {
+	var hb [headerLen]byte
+	for {
+		if r.err != nil {
+			return r.err
+		}
+		if err := r.c.readFull(r.req.ReadTimeout, hb[:]); err != nil {
+			if (err == io.EOF || isReset(err)) && !r.gotAny && r.reused && !r.cancelled.Load() {
+				r.fail(fmt.Errorf("%w: %v", ErrStaleConn, err))
+				return r.err
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				if r.gotAny {
+					err = protocolError("connection closed before FCGI_END_REQUEST")
+				} else {
+					err = protocolError("connection closed before any answer")
+				}
+			}
+			r.fail(r.wrapErr("read response", err))
+			return r.err
+		}
+		r.gotAny = true
+		var h header
+		h.decode(hb[:])
+		if h.Version != version1 {
+			r.fail(protocolError("invalid header version %d", h.Version))
+			return r.err
+		}
+		if h.ID != requestID {
+			r.fail(protocolError("%s record for request id %d, want %d", h.Type, h.ID, requestID))
+			return r.err
+		}
+		switch h.Type {
+		case typeStdout:
+			if h.ContentLength == 0 {
+				if err := r.discard(int(h.PaddingLength)); err != nil {
+					return err
+				}
+				continue
+			}
+			r.remain, r.pad = int(h.ContentLength), int(h.PaddingLength)
+			return nil
+		case typeStderr:
+			if err := r.stderr(h); err != nil {
+				return err
+			}
+		case typeEndRequest:
+			if h.ContentLength != 8 {
+				r.fail(protocolError("END_REQUEST with %d content bytes, want 8", h.ContentLength))
+				return r.err
+			}
+			var b [8 + maxPad]byte
+			if err := r.c.readFull(r.req.ReadTimeout, b[:8+int(h.PaddingLength)]); err != nil {
+				r.fail(r.wrapErr("read END_REQUEST", err))
+				return r.err
+			}
+			r.appStatus = int(int32(binary.BigEndian.Uint32(b[:4])))
+			r.ended = true
+			switch b[4] {
+			case statusRequestComplete:
+				r.err = io.EOF
+			case statusCantMultiplex:
+				r.fail(fmt.Errorf("%w: cannot multiplex", ErrRequestRejected))
+			case statusOverloaded:
+				r.fail(fmt.Errorf("%w: overloaded", ErrRequestRejected))
+			case statusUnknownRole:
+				r.fail(fmt.Errorf("%w: unknown role", ErrRequestRejected))
+			default:
+				r.fail(protocolError("END_REQUEST with unknown protocol status %d", b[4]))
+			}
+			return r.err
+		default:
+			r.fail(protocolError("unexpected %s record in a response", h.Type))
+			return r.err
+		}
+	}
+}
+
+func (r *Response) stderr(h header) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	b := (*bp)[:int(h.ContentLength)+int(h.PaddingLength)]
+	if err := r.c.readFull(r.req.ReadTimeout, b); err != nil {
+		r.fail(r.wrapErr("read STDERR", err))
+		return r.err
+	}
+	if r.req.Stderr != nil && h.ContentLength > 0 {
+		r.req.Stderr(b[:h.ContentLength])
+	}
+	return nil
+}
+
+func (r *Response) discard(n int) error {
+	if n == 0 {
+		return nil
+	}
+	var b [maxPad]byte
+	if err := r.c.readFull(r.req.ReadTimeout, b[:n]); err != nil {
+		r.fail(r.wrapErr("read padding", err))
+		return r.err
+	}
+	return nil
+}
+
+// fail records the first error of the response and marks the connection
+// unusable.
+func (r *Response) fail(err error) {
+	if r.err == nil || r.err == io.EOF {
+		r.err = err
+	}
+	r.c.broken = true
+}
+
+// wrapErr names the operation and, when the context was cancelled, says so.
+func (r *Response) wrapErr(op string, err error) error {
+	if r.cancelled.Load() {
+		return fmt.Errorf("fastcgi: %s: %w", op, context.Canceled)
+	}
+	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrStaleConn) {
+		return err
+	}
+	return fmt.Errorf("fastcgi: %s from %s: %w", op, r.c.nc.RemoteAddr(), err)
+}
+
+// writeBody streams req.Body as STDIN records, then the empty STDIN record.
+func (r *Response) writeBody() {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := (*bp)[:headerLen+maxContent+8]
+	var err error
+	for {
+		n, rerr := r.req.Body.Read(buf[headerLen : headerLen+maxContent])
+		if n > 0 {
+			var h header
+			h.init(typeStdin, requestID, n)
+			h.encode(buf)
+			end := headerLen + n + int(h.PaddingLength)
+			clear(buf[headerLen+n : end])
+			if err = r.c.write(r.req.WriteTimeout, buf[:end]); err != nil {
+				err = fmt.Errorf("fastcgi: write request body to %s: %w", r.c.nc.RemoteAddr(), err)
+				break
+			}
+		}
+		if rerr == io.EOF {
+			err = r.c.write(r.req.WriteTimeout, appendRecord(buf[:0], typeStdin, nil))
+			break
+		}
+		if rerr != nil {
+			err = fmt.Errorf("fastcgi: read request body: %w", rerr)
+			break
+		}
+	}
+	r.bodyDone <- err
+}
+
+// BodyErr waits for the request body to be sent and returns the error that
+// stopped it, if any. It returns nil for a request without a body.
+func (r *Response) bodyErr() error {
+	if r.bodyDone == nil {
+		return nil
+	}
+	err := <-r.bodyDone
+	r.bodyDone = nil
+	r.bodySent = err == nil
+	return err
+}
+
+// Close ends the response. If the answer was not read to its end, or the
+// body was not fully sent, the connection is closed rather than reused. It
+// waits for the body writer to stop. Close may be called more than once.
+func (r *Response) Close() error {
+	r.closeOnce.Do(r.finish)
+	return nil
+}
+
+func (r *Response) finish() {
+	if r.stop != nil {
+		r.stop()
+	}
+	if r.err != io.EOF {
+		r.c.broken = true
+	}
+	if r.bodyDone != nil {
+		select {
+		case err := <-r.bodyDone:
+			r.bodyDone = nil
+			r.bodySent = err == nil
+		default:
+			// The backend answered before reading all of the body: the
+			// connection cannot carry another request.
+			r.c.broken = true
+			r.c.Close()
+			r.bodyErr()
+		}
+	}
+	if !r.bodySent {
+		r.c.broken = true
+	}
+	if r.cancelled.Load() {
+		r.c.broken = true
+	}
+	if r.c.broken || !r.c.keepConn {
+		r.c.Close()
+	}
+	if r.c.release != nil {
+		r.c.release(r.c)
+	}
+}
+
+// isReset reports a connection reset or broken pipe, which a backend that
+// closed an idle connection produces on the next write or read.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// alive reports whether an idle connection still looks open: no data and no
+// EOF waiting on the socket. It peeks without blocking and without consuming.
+func (c *Conn) alive() bool {
+	if c.isClosed() || c.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var b [1]byte
+	rerr := rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true
+	})
+	return rerr == nil && ok
+}

@@ -1,0 +1,227 @@
+package gateway
+
+// config.go defines the gateway's configuration, its defaults with the
+// reason for each, and its validation.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config configures a Gateway. It is frozen once New has been called.
+type Config struct {
+	// Listen is the HTTP front's address. Default "127.0.0.1:8080".
+	Listen string
+
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes client keep-alive connections idle this long.
+	// Default 60s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header block; larger ones get 431.
+	// Default 64 KiB, four times nginx's default large buffer.
+	MaxHeaderBytes int
+
+	// ServerSoftware is sent as SERVER_SOFTWARE. Default "fcgigate".
+	ServerSoftware string
+
+	// Pools are the backend pools. Until routing exists every request
+	// goes to the first pool.
+	Pools []PoolConfig
+}
+
+// PoolConfig configures one pool of FastCGI backends that share a docroot.
+type PoolConfig struct {
+	// Name identifies the pool in logs and metrics. Required, unique.
+	Name string
+	// Backends are the FPM addresses, "host:port". At least one.
+	Backends []string
+
+	// DocumentRoot is the docroot as the FPM hosts see it; SCRIPT_FILENAME
+	// is DocumentRoot + SCRIPT_NAME. Required, absolute.
+	DocumentRoot string
+	// StaticRoot, if set, is a local copy of the docroot: files in it that
+	// are not PHP are served by the gateway, and it decides whether a path
+	// exists before the front controller takes it (try_files). Empty: the
+	// gateway serves no static files and sends every non-PHP path to the
+	// front controller.
+	StaticRoot string
+	// Index are the index files tried for a path ending in "/". Default
+	// ["index.php"].
+	Index []string
+	// FrontController is the script that takes paths that are neither a
+	// file nor a .php script, like nginx's try_files $uri $uri/
+	// /index.php?$args. Default "/index.php"; "-" disables it (404).
+	FrontController string
+	// Params are extra FastCGI params sent with every request, after the
+	// CGI ones (like nginx's fastcgi_param).
+	Params map[string]string
+
+	// DialTimeout bounds connecting to a backend. Default 2s.
+	DialTimeout time.Duration
+	// ReadTimeout bounds each wait for the backend, between two reads, so
+	// a long stream is never cut while it keeps sending. Default 60s,
+	// nginx's fastcgi_read_timeout.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write to the backend. Default 60s.
+	WriteTimeout time.Duration
+
+	// MaxIdleConns is how many keep-alive connections to keep per backend.
+	// Default 16.
+	MaxIdleConns int
+	// IdleConnTimeout closes backend connections idle this long. Default 30s.
+	IdleConnTimeout time.Duration
+	// MaxRequestsPerConn closes a backend connection after this many
+	// requests. Default 0: no limit.
+	MaxRequestsPerConn int
+
+	// MaxBodyBytes is the largest request body accepted; larger gets 413.
+	// Default 64 MiB.
+	MaxBodyBytes int64
+	// BodyMemoryBytes is how much of a body of unknown length is spooled in
+	// memory before the rest goes to a temporary file. Default 1 MiB.
+	BodyMemoryBytes int64
+	// SpoolDir holds spooled bodies. Default os.TempDir().
+	SpoolDir string
+
+	// MaxAttempts bounds the tries of one request across backends.
+	// Default 3.
+	MaxAttempts int
+}
+
+// Defaults returns c with every zero field set to its default.
+func (c Config) Defaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.ServerSoftware == "" {
+		c.ServerSoftware = "fcgigate"
+	}
+	pools := make([]PoolConfig, len(c.Pools))
+	for i, p := range c.Pools {
+		pools[i] = p.Defaults()
+	}
+	c.Pools = pools
+	return c
+}
+
+// Defaults returns p with every zero field set to its default.
+func (p PoolConfig) Defaults() PoolConfig {
+	if len(p.Index) == 0 {
+		p.Index = []string{"index.php"}
+	}
+	if p.FrontController == "" {
+		p.FrontController = "/index.php"
+	}
+	if p.DialTimeout == 0 {
+		p.DialTimeout = 2 * time.Second
+	}
+	if p.ReadTimeout == 0 {
+		p.ReadTimeout = 60 * time.Second
+	}
+	if p.WriteTimeout == 0 {
+		p.WriteTimeout = 60 * time.Second
+	}
+	if p.MaxIdleConns == 0 {
+		p.MaxIdleConns = 16
+	}
+	if p.IdleConnTimeout == 0 {
+		p.IdleConnTimeout = 30 * time.Second
+	}
+	if p.MaxBodyBytes == 0 {
+		p.MaxBodyBytes = 64 << 20
+	}
+	if p.BodyMemoryBytes == 0 {
+		p.BodyMemoryBytes = 1 << 20
+	}
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = 3
+	}
+	return p
+}
+
+// Validate reports the first thing wrong with c, naming the field.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
+		return errors.New("timeouts must not be negative")
+	}
+	if c.MaxHeaderBytes < 1024 {
+		return fmt.Errorf("max_header_bytes: %d is less than 1024", c.MaxHeaderBytes)
+	}
+	if len(c.Pools) == 0 {
+		return errors.New("no pool: at least one [[pool]] is required")
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Pools {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("pool %d (%q): %w", i+1, p.Name, err)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("pool %d: name %q is used twice", i+1, p.Name)
+		}
+		seen[p.Name] = true
+	}
+	return nil
+}
+
+// Validate reports the first thing wrong with p, naming the field.
+func (p PoolConfig) Validate() error {
+	if p.Name == "" {
+		return errors.New("name is required")
+	}
+	if len(p.Backends) == 0 {
+		return errors.New("backends: at least one address is required")
+	}
+	for _, b := range p.Backends {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil {
+			return fmt.Errorf("backends: %q: %w", b, err)
+		}
+		if host == "" || port == "" || port == "0" {
+			return fmt.Errorf("backends: %q needs a host and a port", b)
+		}
+	}
+	if !path.IsAbs(p.DocumentRoot) {
+		return fmt.Errorf("document_root: %q is not an absolute path", p.DocumentRoot)
+	}
+	if p.StaticRoot != "" && !filepath.IsAbs(p.StaticRoot) {
+		return fmt.Errorf("static_root: %q is not an absolute path", p.StaticRoot)
+	}
+	for _, ix := range p.Index {
+		if ix == "" || strings.Contains(ix, "/") {
+			return fmt.Errorf("index: %q must be a plain file name", ix)
+		}
+	}
+	if p.FrontController != "-" && !strings.HasPrefix(p.FrontController, "/") {
+		return fmt.Errorf("front_controller: %q must start with / (or be \"-\" to disable)", p.FrontController)
+	}
+	for name, d := range map[string]time.Duration{"dial_timeout": p.DialTimeout, "read_timeout": p.ReadTimeout, "write_timeout": p.WriteTimeout, "idle_conn_timeout": p.IdleConnTimeout} {
+		if d < 0 {
+			return fmt.Errorf("%s: %v is negative", name, d)
+		}
+	}
+	if p.MaxBodyBytes < 0 || p.BodyMemoryBytes < 0 {
+		return errors.New("max_body_bytes and body_memory_bytes must not be negative")
+	}
+	if p.MaxAttempts < 1 || p.MaxAttempts > 10 {
+		return fmt.Errorf("max_attempts: %d is outside 1..10", p.MaxAttempts)
+	}
+	return nil
+}
