@@ -183,13 +183,7 @@ func (c *Conn) writeHead(req *Request) error {
 }
 
 func appendRecord(b []byte, t recType, content []byte) []byte {
-	var h header
-	h.init(t, requestID, len(content))
-	var hb [headerLen]byte
-	h.encode(hb[:])
-	b = append(b, hb[:]...)
-	b = append(b, content...)
-	return append(b, make([]byte, h.PaddingLength)...)
+	return appendRecordID(b, t, requestID, content)
 }
 
 func (c *Conn) write(timeout time.Duration, b []byte) error {

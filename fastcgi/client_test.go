@@ -238,7 +238,7 @@ func TestGarbage(t *testing.T) {
 	}{
 		{"wrong version", []byte{9, 6, 0, 1, 0, 2, 0, 0, 'h', 'i'}, ErrProtocol},
 		{"truncated header", []byte{1, 6, 0}, ErrProtocol},
-		{"truncated record", append(stdout("hello")[:10]), ErrProtocol},
+		{"truncated record", stdout("hello")[:10], ErrProtocol},
 		{"absurd length", []byte{1, 6, 0, 1, 0xff, 0xff, 0, 0, 'x'}, ErrProtocol},
 		{"no END_REQUEST", stdout("hello"), ErrProtocol},
 		{"wrong request id", []byte{1, 6, 0, 9, 0, 0, 0, 0}, ErrProtocol},
