@@ -124,7 +124,7 @@ func (c *Conn) Do(ctx context.Context, req *Request) (*Response, error) {
 	reused := c.requests > 0
 	c.requests++
 	c.lastUsed = time.Now()
-	resp := &Response{c: c, req: req, reused: reused}
+	resp := &Response{c: c, req: req, reused: reused, ctx: ctx}
 	resp.stop = context.AfterFunc(ctx, func() {
 		resp.cancelled.Store(true)
 		c.Close()
@@ -133,8 +133,8 @@ func (c *Conn) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err := c.writeHead(req); err != nil {
 		c.broken = true
 		resp.finish()
-		if reused && isReset(err) && !resp.cancelled.Load() {
-			return nil, fmt.Errorf("%w: %v", ErrStaleConn, err)
+		if reused && isReset(err) && !resp.aborted() {
+			return nil, &staleError{err: fmt.Errorf("%w: %v", ErrStaleConn, err), untouched: true}
 		}
 		return nil, resp.wrapErr("write params", err)
 	}
@@ -230,7 +230,8 @@ type Response struct {
 	reused bool
 	stop   func() bool // stops the context watch
 
-	cancelled atomic.Bool
+	ctx       context.Context
+	cancelled atomic.Bool // the context watch closed the connection
 	gotAny    bool // a record of the answer arrived
 	remain    int  // STDOUT content left in the current record
 	pad       int  // padding left after it
@@ -240,6 +241,12 @@ type Response struct {
 
 	bodyDone chan error // result of writeBody; nil without a body
 	bodySent bool       // the whole body and its empty STDIN record went out
+
+	// Kept by writeBody while the body is small, so that a request that
+	// met a stale connection can be sent again.
+	kept     []byte
+	keptAll  bool // kept holds the whole body
+	bodyRead bool // some of the body was read
 
 	closeOnce sync.Once
 }
@@ -303,8 +310,8 @@ func (r *Response) fill() error {
 			return r.err
 		}
 		if err := r.c.readFull(r.req.ReadTimeout, hb[:]); err != nil {
-			if (err == io.EOF || isReset(err)) && !r.gotAny && r.reused && !r.cancelled.Load() {
-				r.fail(fmt.Errorf("%w: %v", ErrStaleConn, err))
+			if (err == io.EOF || isReset(err)) && !r.gotAny && r.reused && !r.aborted() {
+				r.fail(r.stale(err))
 				return r.err
 			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -409,9 +416,14 @@ func (r *Response) fail(err error) {
 	r.c.broken = true
 }
 
+// aborted reports a request whose context ended: its errors are the
+// context's, not the backend's. A context cancelled by the body reader
+// (the client went away) counts even before the watch has run.
+func (r *Response) aborted() bool { return r.cancelled.Load() || r.ctx.Err() != nil }
+
 // wrapErr names the operation and, when the context was cancelled, says so.
 func (r *Response) wrapErr(op string, err error) error {
-	if r.cancelled.Load() {
+	if r.aborted() {
 		return fmt.Errorf("fastcgi: %s: %w", op, context.Canceled)
 	}
 	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrStaleConn) {
@@ -420,15 +432,27 @@ func (r *Response) wrapErr(op string, err error) error {
 	return fmt.Errorf("fastcgi: %s from %s: %w", op, r.c.nc.RemoteAddr(), err)
 }
 
+// replayLimit is the largest body kept for sending again after a stale
+// connection.
+const replayLimit = 64 << 10
+
 // writeBody streams req.Body as STDIN records, then the empty STDIN record.
+// On a reused connection it keeps a copy of a small body (see stale).
 func (r *Response) writeBody() {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := (*bp)[:headerLen+maxContent+8]
+	keep := r.reused
 	var err error
 	for {
 		n, rerr := r.req.Body.Read(buf[headerLen : headerLen+maxContent])
 		if n > 0 {
+			r.bodyRead = true
+			if keep && len(r.kept)+n <= replayLimit {
+				r.kept = append(r.kept, buf[headerLen:headerLen+n]...)
+			} else {
+				keep, r.kept = false, nil
+			}
 			var h header
 			h.init(typeStdin, requestID, n)
 			h.encode(buf)
@@ -436,19 +460,58 @@ func (r *Response) writeBody() {
 			clear(buf[headerLen+n : end])
 			if err = r.c.write(r.req.WriteTimeout, buf[:end]); err != nil {
 				err = fmt.Errorf("fastcgi: write request body to %s: %w", r.c.nc.RemoteAddr(), err)
+				if keep && rerr == nil {
+					r.keepRest()
+				}
+				r.keptAll = r.keptAll || (keep && rerr == io.EOF)
 				break
 			}
 		}
 		if rerr == io.EOF {
+			r.keptAll = keep
 			err = r.c.write(r.req.WriteTimeout, appendRecord(buf[:0], typeStdin, nil))
 			break
 		}
 		if rerr != nil {
 			err = fmt.Errorf("fastcgi: read request body: %w", rerr)
+			// FPM would wait for the rest of the body: end the request.
+			r.c.Close()
 			break
 		}
 	}
 	r.bodyDone <- err
+}
+
+// keepRest reads the rest of a small body after the connection failed, so
+// that it can be sent again whole.
+func (r *Response) keepRest() {
+	var b [4096]byte
+	for len(r.kept) <= replayLimit {
+		n, err := r.req.Body.Read(b[:])
+		r.kept = append(r.kept, b[:n]...)
+		if err == io.EOF {
+			r.keptAll = len(r.kept) <= replayLimit
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// stale builds the ErrStaleConn for a reused connection that the backend
+// had closed, with what is needed to send the request again.
+func (r *Response) stale(cause error) error {
+	se := &staleError{err: fmt.Errorf("%w: %v", ErrStaleConn, cause)}
+	if r.bodyDone != nil {
+		r.c.Close() // unblocks the body writer
+		r.bodyErr()
+		se.untouched = !r.bodyRead
+		if r.keptAll {
+			se.replay = r.kept
+		}
+	}
+	return se
 }
 
 // BodyErr waits for the request body to be sent and returns the error that
@@ -463,6 +526,13 @@ func (r *Response) bodyErr() error {
 	return err
 }
 
+// CloseConn ends the response and closes its connection instead of
+// returning it to the pool, for a caller that found the answer unusable.
+func (r *Response) CloseConn() error {
+	r.c.broken = true
+	return r.Close()
+}
+
 // Close ends the response. If the answer was not read to its end, or the
 // body was not fully sent, the connection is closed rather than reused. It
 // waits for the body writer to stop. Close may be called more than once.
@@ -472,8 +542,10 @@ func (r *Response) Close() error {
 }
 
 func (r *Response) finish() {
-	if r.stop != nil {
-		r.stop()
+	if r.stop != nil && !r.stop() {
+		// The context was cancelled as the request ended: the watch
+		// closes the connection, so it must not go back to the pool.
+		r.c.broken = true
 	}
 	if r.err != io.EOF {
 		r.c.broken = true
@@ -494,7 +566,7 @@ func (r *Response) finish() {
 	if !r.bodySent {
 		r.c.broken = true
 	}
-	if r.cancelled.Load() {
+	if r.aborted() {
 		r.c.broken = true
 	}
 	if r.c.broken || !r.c.keepConn {

@@ -340,28 +340,99 @@ func TestStaleConn(t *testing.T) {
 }
 
 // TestStaleConnRace: the check before reuse passes, but the backend closes
-// the connection as the request arrives. Without a body the pool redials;
-// with one it reports ErrStaleConn so the caller may resend.
+// the connection as the request arrives. Without a body, or with one small
+// enough to keep, the pool sends it again on a new connection; with a large
+// streamed body it reports ErrStaleConn so the caller may decide.
 func TestStaleConnRace(t *testing.T) {
 	addr := fakeBackend(t, func(c net.Conn) {
 		rr := &recordReader{r: c}
-		if _, _, _, err := readRequest(rr); err != nil {
+		_, body, _, err := readRequest(rr)
+		if err != nil {
 			return
 		}
-		c.Write(append(stdout("\r\nok"), end()...))
+		c.Write(append(stdout(fmt.Sprintf("\r\n%d", len(body))), end()...))
 		readRequest(rr) // the second request arrives, and is dropped
 	})
 	p := NewPool(PoolConfig{Addr: addr})
 	defer p.Close()
+	for _, tt := range []struct {
+		name string
+		body io.Reader
+		want string
+		err  error
+	}{
+		{"no body", nil, "\r\n0", nil},
+		{"small body", strings.NewReader("x=1"), "\r\n3", nil},
+		{"64 KiB body", bytes.NewReader(make([]byte, replayLimit)), fmt.Sprint("\r\n", replayLimit), nil},
+		{"large body", bytes.NewReader(make([]byte, replayLimit+1)), "", ErrStaleConn},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			get(t, p, &Request{}) // leaves an idle connection that drops the next request
+			body, err := get(t, p, &Request{Body: tt.body})
+			if !errors.Is(err, tt.err) || body != tt.want {
+				t.Fatalf("got %q, %v; want %q, %v", body, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+// TestMaxConns: under the cap, requests wait for a connection instead of
+// opening more; past MaxWait they get ErrPoolBusy; SetMaxConns lifts it.
+func TestMaxConns(t *testing.T) {
+	release := make(chan struct{})
+	addr := fakeBackend(t, func(c net.Conn) {
+		rr := &recordReader{r: c}
+		for {
+			if _, _, _, err := readRequest(rr); err != nil {
+				return
+			}
+			<-release
+			c.Write(append(stdout("\r\nok"), end()...))
+		}
+	})
+	p := NewPool(PoolConfig{Addr: addr, MaxConns: 2, MaxWait: 50 * time.Millisecond})
+	defer p.Close()
+	errs := make(chan error, 3)
 	for i := 0; i < 3; i++ {
-		if body, err := get(t, p, &Request{}); err != nil || body != "\r\nok" {
-			t.Fatalf("request %d: %q, %v", i, body, err)
+		go func() { _, err := get(t, p, &Request{}); errs <- err }()
+	}
+	// Two hold the connections; the third waits, then gives up.
+	if err := <-errs; !errors.Is(err, ErrPoolBusy) {
+		t.Fatalf("third request: %v, want ErrPoolBusy", err)
+	}
+	if s := p.Stats(); s.Open != 2 {
+		t.Fatalf("stats %+v, want 2 open", s)
+	}
+	// A waiter gets the connection the moment one is free.
+	p2done := make(chan error, 1)
+	go func() { _, err := get(t, p, &Request{}); p2done <- err }()
+	for p.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	release <- struct{}{}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	release <- struct{}{}
+	release <- struct{}{}
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case err := <-p2done:
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	get(t, p, &Request{}) // leave an idle connection that will drop the next request
-	_, err := get(t, p, &Request{Body: strings.NewReader("x")})
-	if !errors.Is(err, ErrStaleConn) {
-		t.Fatalf("error = %v, want ErrStaleConn", err)
+	if s := p.Stats(); s.Open > 2 {
+		t.Fatalf("stats %+v: more than MaxConns open", s)
+	}
+	p.SetMaxConns(0)
+	if s := p.Stats(); s.Max != 0 {
+		t.Fatalf("SetMaxConns(0): %+v", s)
 	}
 }
 

@@ -25,6 +25,10 @@ var (
 	// ErrPoolClosed is returned by Pool.Get after Pool.Close.
 	ErrPoolClosed = errors.New("fastcgi: pool closed")
 
+	// ErrPoolBusy is returned by Pool.Do when every connection allowed by
+	// MaxConns stayed in use for MaxWait.
+	ErrPoolBusy = errors.New("fastcgi: all connections busy")
+
 	// ErrRequestRejected reports an FCGI_END_REQUEST whose protocol status is
 	// not FCGI_REQUEST_COMPLETE (overloaded, cannot multiplex, unknown role).
 	// The backend did not run the request.
@@ -41,6 +45,17 @@ type DialError struct {
 
 func (e *DialError) Error() string { return fmt.Sprintf("dial %s: %v", e.Addr, e.Err) }
 func (e *DialError) Unwrap() error { return e.Err }
+
+// staleError is ErrStaleConn with, when the whole body was small enough to
+// keep, a copy of it to send again.
+type staleError struct {
+	err       error
+	replay    []byte // the whole body, if it was kept
+	untouched bool   // nothing of the body was read: send it as it is
+}
+
+func (e *staleError) Error() string { return e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }
 
 // protocolError wraps ErrProtocol with a description of what was wrong.
 func protocolError(format string, args ...any) error {

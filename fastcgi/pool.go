@@ -4,8 +4,10 @@ package fastcgi
 // them out, checking before each reuse that the backend has not closed them.
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -37,6 +39,18 @@ type PoolConfig struct {
 	// reaches pm.max_requests, which the check before reuse notices.
 	MaxRequestsPerConn int
 
+	// MaxConns caps the connections open at once, idle or in use; a request
+	// that finds them all busy waits for one, up to MaxWait. Zero means no
+	// cap. PHP-FPM binds a worker to each keep-alive connection for as long
+	// as the connection lives, so more connections than pm.max_children
+	// leave requests stuck in its listen backlog behind idle connections:
+	// set it to pm.max_children (SetMaxConns changes it while running).
+	MaxConns int
+
+	// MaxWait bounds the wait for a connection under MaxConns. Default 5s,
+	// then Do fails with ErrPoolBusy.
+	MaxWait time.Duration
+
 	// Dial, if not nil, makes connections instead of a net.Dialer. It lets
 	// a caller bind a source address.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -58,6 +72,9 @@ func (c *PoolConfig) setDefaults() {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Second
 	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 5 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -73,16 +90,38 @@ func (c *PoolConfig) setDefaults() {
 type Pool struct {
 	cfg PoolConfig
 
-	mu     sync.Mutex // protects idle, open, closed
-	idle   []*Conn    // most recently used last
-	open   int        // connections dialled and not yet closed
-	closed bool
+	mu       sync.Mutex // protects the fields below
+	idle     []*Conn    // most recently used last
+	open     int        // connections dialled, or being dialled, and not yet closed
+	maxConns int        // cap on open; 0: none
+	waiters  []chan struct{}
+	closed   bool
 }
 
 // NewPool returns a Pool for cfg.Addr.
 func NewPool(cfg PoolConfig) *Pool {
 	cfg.setDefaults()
-	return &Pool{cfg: cfg}
+	return &Pool{cfg: cfg, maxConns: max(cfg.MaxConns, 0)}
+}
+
+// SetMaxConns changes the cap on open connections; 0 removes it. Waiting
+// requests are woken if the cap grew.
+func (p *Pool) SetMaxConns(n int) {
+	p.mu.Lock()
+	p.maxConns = max(n, 0)
+	p.wakeLocked()
+	p.mu.Unlock()
+}
+
+// wakeLocked wakes the first waiter, if a connection may now be had.
+func (p *Pool) wakeLocked() {
+	for len(p.waiters) > 0 && (p.maxConns == 0 || p.open < p.maxConns || len(p.idle) > 0) {
+		close(p.waiters[0])
+		p.waiters = p.waiters[1:]
+		if len(p.idle) == 0 && p.maxConns != 0 {
+			return // one slot, one waiter
+		}
+	}
 }
 
 // Addr returns the backend address of the pool.
@@ -90,22 +129,27 @@ func (p *Pool) Addr() string { return p.cfg.Addr }
 
 // PoolStats is a snapshot of a Pool.
 type PoolStats struct {
-	Open int // connections open, idle or in use
-	Idle int // idle connections
+	Open    int // connections open, idle or in use
+	Idle    int // idle connections
+	Waiting int // requests waiting for a connection under MaxConns
+	Max     int // MaxConns in force; 0: no cap
 }
 
 // Stats returns the pool's counts.
 func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolStats{Open: p.open, Idle: len(p.idle)}
+	return PoolStats{Open: p.open, Idle: len(p.idle), Waiting: len(p.waiters), Max: p.maxConns}
 }
 
 // Do sends req on an idle connection, or a new one. If a reused connection
-// turns out to have been closed by the backend before it answered, and the
-// request has no body to resend, Do tries again on a new connection; with a
-// body it returns ErrStaleConn and leaves the choice to the caller.
-// A failure to connect is a *DialError.
+// turns out to have been closed by the backend before it answered (FPM
+// closes a connection when its worker reaches pm.max_requests, and the close
+// can cross the next request), Do sends the request again on another
+// connection, provided the body is empty or was small enough to keep
+// (up to 64 KiB); otherwise it returns ErrStaleConn and the caller decides.
+// A failure to connect is a *DialError; waiting too long for a connection
+// under MaxConns is ErrPoolBusy.
 func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	for {
 		c, err := p.get(ctx)
@@ -113,57 +157,111 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 			return nil, err
 		}
 		resp, err := c.Do(ctx, req)
-		if err != nil && errors.Is(err, ErrStaleConn) && req.Body == nil {
-			continue // that connection is gone; the next is idle or new
+		if err != nil && errors.Is(err, ErrStaleConn) {
+			var se *staleError
+			if req.Body == nil {
+				continue // that connection is gone; the next is idle or new
+			}
+			if errors.As(err, &se) && se.untouched {
+				continue
+			}
+			if se != nil && se.replay != nil {
+				r := *req
+				r.Body = bytes.NewReader(se.replay)
+				req = &r
+				continue
+			}
 		}
 		return resp, err
 	}
 }
 
-// get returns a live idle connection, or dials a new one.
+// get returns a live idle connection, or dials a new one, waiting under
+// MaxConns for one to be free.
 func (p *Pool) get(ctx context.Context) (*Conn, error) {
-	now := p.cfg.Now()
-	p.mu.Lock()
-	if p.closed {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		now := p.cfg.Now()
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrPoolClosed
+		}
+		var stale []*Conn
+		// The oldest idle connections sit at the front; drop the expired ones.
+		for len(p.idle) > 0 && now.Sub(p.idle[0].lastUsed) >= p.cfg.IdleTimeout {
+			stale = append(stale, p.idle[0])
+			p.idle = p.idle[1:]
+		}
+		var c *Conn
+		if n := len(p.idle); n > 0 {
+			c = p.idle[n-1]
+			p.idle = p.idle[:n-1]
+		}
+		var wait chan struct{}
+		if c == nil {
+			if p.maxConns == 0 || p.open < p.maxConns {
+				p.open++ // counted now, so that concurrent dials respect the cap
+			} else {
+				wait = make(chan struct{})
+				p.waiters = append(p.waiters, wait)
+			}
+		}
 		p.mu.Unlock()
-		return nil, ErrPoolClosed
-	}
-	var stale []*Conn
-	var c *Conn
-	for len(p.idle) > 0 {
-		last := p.idle[len(p.idle)-1]
-		p.idle = p.idle[:len(p.idle)-1]
-		if now.Sub(last.lastUsed) < p.cfg.IdleTimeout {
-			c = last
-			break
+		for _, s := range stale {
+			s.Close()
 		}
-		stale = append(stale, last)
-	}
-	// The oldest idle connections sit at the front; drop the expired ones.
-	for len(p.idle) > 0 && now.Sub(p.idle[0].lastUsed) >= p.cfg.IdleTimeout {
-		stale = append(stale, p.idle[0])
-		p.idle = p.idle[1:]
-	}
-	p.mu.Unlock()
-	for _, s := range stale {
-		s.Close()
-	}
-	if c != nil {
-		if c.alive() {
-			return c, nil
+		switch {
+		case c != nil:
+			if c.alive() {
+				return c, nil
+			}
+			c.Close()
+			continue // the next idle one, or a dial
+		case wait == nil:
+			return p.dial(ctx)
 		}
-		c.Close()
-		// Try the next idle one, or dial.
-		return p.get(ctx)
+		if timer == nil {
+			timer = time.NewTimer(p.cfg.MaxWait)
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			p.dropWaiter(wait)
+			return nil, ctx.Err()
+		case <-timer.C:
+			p.dropWaiter(wait)
+			return nil, fmt.Errorf("%w: %d connections to %s in use for %v", ErrPoolBusy, p.Stats().Max, p.cfg.Addr, p.cfg.MaxWait)
+		}
 	}
-	return p.dial(ctx)
 }
 
+// dropWaiter removes a waiter that gave up; if it had been woken already, it
+// passes the wake-up on.
+func (p *Pool) dropWaiter(w chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			return
+		}
+	}
+	p.wakeLocked()
+}
+
+// dial makes a new connection; the caller has already counted it in open.
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
 	nc, err := p.cfg.Dial(dctx, p.cfg.Network, p.cfg.Addr)
 	if err != nil {
+		p.closedOne()
 		return nil, &DialError{Addr: p.cfg.Addr, Err: err}
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -172,9 +270,6 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	c := NewConn(nc, p.cfg.MaxIdle > 0)
 	c.onClose = p.closedOne
 	c.release = p.put
-	p.mu.Lock()
-	p.open++
-	p.mu.Unlock()
 	return c, nil
 }
 
@@ -182,6 +277,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 func (p *Pool) closedOne() {
 	p.mu.Lock()
 	p.open--
+	p.wakeLocked()
 	p.mu.Unlock()
 }
 
@@ -199,6 +295,7 @@ func (p *Pool) put(c *Conn) {
 		return
 	}
 	p.idle = append(p.idle, c)
+	p.wakeLocked()
 	p.mu.Unlock()
 }
 

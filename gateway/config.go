@@ -79,6 +79,15 @@ type PoolConfig struct {
 	// MaxRequestsPerConn closes a backend connection after this many
 	// requests. Default 0: no limit.
 	MaxRequestsPerConn int
+	// MaxConns caps the connections to each backend; requests beyond it
+	// wait in the gateway (up to ConnWaitTimeout, then 503) instead of in
+	// FPM's listen backlog. FPM ties a worker to each keep-alive
+	// connection, so set it to the backends' pm.max_children. Default 0:
+	// no cap.
+	MaxConns int
+	// ConnWaitTimeout bounds the wait for a connection under MaxConns.
+	// Default 5s.
+	ConnWaitTimeout time.Duration
 
 	// MaxBodyBytes is the largest request body accepted; larger gets 413.
 	// Default 64 MiB.
@@ -141,6 +150,9 @@ func (p PoolConfig) Defaults() PoolConfig {
 	}
 	if p.IdleConnTimeout == 0 {
 		p.IdleConnTimeout = 30 * time.Second
+	}
+	if p.ConnWaitTimeout == 0 {
+		p.ConnWaitTimeout = 5 * time.Second
 	}
 	if p.MaxBodyBytes == 0 {
 		p.MaxBodyBytes = 64 << 20
@@ -212,13 +224,25 @@ func (p PoolConfig) Validate() error {
 	if p.FrontController != "-" && !strings.HasPrefix(p.FrontController, "/") {
 		return fmt.Errorf("front_controller: %q must start with / (or be \"-\" to disable)", p.FrontController)
 	}
-	for name, d := range map[string]time.Duration{"dial_timeout": p.DialTimeout, "read_timeout": p.ReadTimeout, "write_timeout": p.WriteTimeout, "idle_conn_timeout": p.IdleConnTimeout} {
-		if d < 0 {
-			return fmt.Errorf("%s: %v is negative", name, d)
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"dial_timeout", p.DialTimeout}, {"read_timeout", p.ReadTimeout}, {"write_timeout", p.WriteTimeout}, {"idle_conn_timeout", p.IdleConnTimeout}} {
+		if d.d < 0 {
+			return fmt.Errorf("%s: %v is negative", d.name, d.d)
 		}
 	}
-	if p.MaxBodyBytes < 0 || p.BodyMemoryBytes < 0 {
-		return errors.New("max_body_bytes and body_memory_bytes must not be negative")
+	if p.ConnWaitTimeout < 0 {
+		return fmt.Errorf("conn_wait_timeout: %v is negative", p.ConnWaitTimeout)
+	}
+	if p.MaxConns < 0 {
+		return fmt.Errorf("max_conns: %d is negative", p.MaxConns)
+	}
+	if p.MaxBodyBytes < 0 {
+		return fmt.Errorf("max_body_size: %d is negative", p.MaxBodyBytes)
+	}
+	if p.BodyMemoryBytes < 0 {
+		return fmt.Errorf("body_memory_size: %d is negative", p.BodyMemoryBytes)
 	}
 	if p.MaxAttempts < 1 || p.MaxAttempts > 10 {
 		return fmt.Errorf("max_attempts: %d is outside 1..10", p.MaxAttempts)

@@ -1,0 +1,351 @@
+package gateway
+
+// gateway.go holds Gateway: its construction from a Config, the HTTP
+// handler that sends each request where it resolves to, Serve with its
+// graceful drain, and Close.
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fcgigate/fcgigate/balancer"
+	"github.com/fcgigate/fcgigate/fastcgi"
+)
+
+// Gateway is the HTTP front: an http.Handler that answers each request from
+// a pool of FastCGI backends or, for static files, itself.
+type Gateway struct {
+	cfg   Config
+	log   *slog.Logger
+	pools []*pool
+
+	closeOnce sync.Once
+}
+
+// pool is one configured pool: its balancer, with each backend's
+// fastcgi.Pool in Backend.Value, and what is derived once from its config.
+type pool struct {
+	cfg     PoolConfig
+	bal     *balancer.Pool
+	docRoot string          // DocumentRoot without a trailing slash
+	extra   []fastcgi.Param // cfg.Params, sorted by name
+}
+
+// dialFunc makes a backend connection; tests replace net.Dialer with one.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// New returns a Gateway for cfg, with its defaults applied, once cfg is
+// valid. A nil log means slog.Default(). The caller must Close it.
+func New(cfg Config, log *slog.Logger) (*Gateway, error) {
+	return newGateway(cfg, log, nil)
+}
+
+func newGateway(cfg Config, log *slog.Logger, dial dialFunc) (*Gateway, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{cfg: cfg, log: log}
+	for _, pc := range cfg.Pools {
+		if pc.StaticRoot != "" {
+			if fi, err := os.Stat(pc.StaticRoot); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("gateway: pool %q: static_root %q is not a directory", pc.Name, pc.StaticRoot)
+			}
+		}
+		p := &pool{cfg: pc, docRoot: strings.TrimRight(pc.DocumentRoot, "/")}
+		for name, value := range pc.Params {
+			p.extra = append(p.extra, fastcgi.Param{Name: name, Value: value})
+		}
+		slices.SortFunc(p.extra, func(a, b fastcgi.Param) int { return strings.Compare(a.Name, b.Name) })
+		backends := make([]*balancer.Backend, len(pc.Backends))
+		for i, addr := range pc.Backends {
+			b := balancer.NewBackend(addr)
+			b.Value = fastcgi.NewPool(fastcgi.PoolConfig{
+				Addr:               addr,
+				DialTimeout:        pc.DialTimeout,
+				MaxIdle:            pc.MaxIdleConns,
+				IdleTimeout:        pc.IdleConnTimeout,
+				MaxRequestsPerConn: pc.MaxRequestsPerConn,
+				MaxConns:           pc.MaxConns,
+				MaxWait:            pc.ConnWaitTimeout,
+				Dial:               dial,
+			})
+			backends[i] = b
+		}
+		p.bal = balancer.NewPool(pc.Name, backends)
+		g.pools = append(g.pools, p)
+	}
+	return g, nil
+}
+
+// Close closes the backends' idle connections and makes further requests
+// fail with 503; connections in use close when their requests end. It is
+// safe to call more than once.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		for _, p := range g.pools {
+			for _, b := range p.bal.Backends() {
+				b.Value.(*fastcgi.Pool).Close()
+			}
+		}
+	})
+	return nil
+}
+
+// ServeHTTP answers r. Until routing exists, every request goes to the
+// first pool.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	w.Header()["X-Request-Id"] = []string{id}
+	p := g.pools[0]
+	t := p.resolve(r)
+	switch t.kind {
+	case targetScript:
+		g.serveFastCGI(w, r, p, &t, id)
+	case targetStatic:
+		g.serveStatic(w, r, p, t.file)
+	case targetRedirect:
+		u := url.URL{Path: t.file, RawQuery: r.URL.RawQuery}
+		w.Header()["Location"] = []string{u.RequestURI()}
+		writeError(w, http.StatusMovedPermanently)
+	case targetBadRequest:
+		g.log.LogAttrs(r.Context(), slog.LevelDebug, "path rejected",
+			slog.String("request_id", id), slog.String("uri", r.RequestURI))
+		writeError(w, http.StatusBadRequest)
+	default:
+		writeError(w, http.StatusNotFound)
+	}
+}
+
+// serveFastCGI runs the script t on a backend of p and relays its answer.
+func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, t *target, id string) {
+	body, err := p.readBody(r)
+	if err != nil {
+		code := http.StatusBadRequest
+		level := slog.LevelDebug
+		if errors.Is(err, errTooLarge) {
+			// The rest of the body is not read: the connection
+			// cannot carry another request.
+			code, level = http.StatusRequestEntityTooLarge, slog.LevelInfo
+			w.Header()["Connection"] = []string{"close"}
+		}
+		g.log.LogAttrs(r.Context(), level, "request body refused",
+			slog.String("request_id", id), slog.Int("status", code), slog.Any("err", err))
+		writeError(w, code)
+		return
+	}
+	defer body.close()
+
+	rc := http.NewResponseController(w)
+	ctx := r.Context()
+	if body != nil && body.stream != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		body.stream.cancel = cancel
+		// The backend reads the body while the response comes back;
+		// without this, net/http would discard what is left of it
+		// when the response starts.
+		rc.EnableFullDuplex()
+	}
+
+	ex := getExchange(g.log, id)
+	defer putExchange(ex)
+	ex.params, ex.scriptFilename = p.appendParams(ex.params[:0], r, &cgiRequest{
+		target:        t,
+		id:            id,
+		contentLength: body.contentLength(r),
+		software:      g.cfg.ServerSoftware,
+	})
+	ex.req.Params = ex.params
+	ex.req.ReadTimeout = p.cfg.ReadTimeout
+	ex.req.WriteTimeout = p.cfg.WriteTimeout
+	ex.req.Stderr = ex.stderr
+
+	resp, b, head, err := g.roundTrip(ctx, p, ex, body, w.Header(), rc, r.Method)
+	if err != nil {
+		g.failed(w, r, p, ex, err)
+		return
+	}
+	if head.hasStatus && head.status == http.StatusNotFound && fpmNotFound(ex.br) {
+		g.log.LogAttrs(ctx, slog.LevelWarn, "FPM does not find the script: is document_root the docroot of the FPM hosts?",
+			slog.String("request_id", id),
+			slog.String("pool", p.cfg.Name),
+			slog.String("backend", ex.backend),
+			slog.String("script_filename", ex.scriptFilename))
+	}
+	backendErr, clientErr := g.relay(w, r, rc, ex, resp, head, body)
+	body.abandon(rc)
+	resp.Close()
+	switch {
+	case backendErr == nil && clientErr == nil:
+		b.Done(nil)
+	case clientErr != nil || errors.Is(backendErr, context.Canceled):
+		b.Done(backendErr) // nil or context.Canceled: the backend did its part
+		g.log.LogAttrs(ctx, slog.LevelDebug, "client went away",
+			slog.String("request_id", id),
+			slog.Int("status", statusClientClosed),
+			slog.Any("err", errors.Join(backendErr, clientErr)))
+		if backendErr != nil {
+			// The body is incomplete: make sure that a client still
+			// reading cannot take it for whole.
+			panic(http.ErrAbortHandler)
+		}
+	default:
+		b.Done(backendErr)
+		g.log.LogAttrs(ctx, slog.LevelWarn, "response cut short by the backend",
+			slog.String("request_id", id),
+			slog.String("pool", p.cfg.Name),
+			slog.String("backend", ex.backend),
+			slog.Any("err", backendErr))
+		// The status is gone; only cutting the response short tells the
+		// client that it is not whole.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// failed answers a request that no backend answered, and logs why.
+func (g *Gateway) failed(w http.ResponseWriter, r *http.Request, p *pool, ex *exchange, err error) {
+	code := errorStatus(err)
+	level := slog.LevelWarn
+	if code == statusClientClosed {
+		level = slog.LevelDebug
+		if r.Context().Err() == nil {
+			// Not the client's context but the gateway's own cancel:
+			// reading the request body failed, the client may still
+			// be there to read why.
+			code = http.StatusBadRequest
+		}
+	}
+	g.log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("request_id", ex.id),
+		slog.String("pool", p.cfg.Name),
+		slog.String("backend", ex.backend),
+		slog.String("method", r.Method),
+		slog.String("uri", r.RequestURI),
+		slog.Int("status", code),
+		slog.Any("err", err))
+	if code != statusClientClosed {
+		writeError(w, code)
+	}
+}
+
+// newRequestID returns a short random id that ties a request's log lines,
+// its REQUEST_ID param and its X-Request-Id header together.
+func newRequestID() string {
+	var b [8]byte
+	x := rand.Uint64()
+	for i := range b {
+		b[i] = byte(x >> (8 * i))
+	}
+	var s [16]byte
+	hex.Encode(s[:], b[:])
+	return string(s[:])
+}
+
+// Serve serves HTTP on ln until ctx is done, then stops accepting, waits up
+// to drain for the requests in flight to finish, cuts off the rest, and
+// returns nil. A failure of ln is returned. ln is closed on return.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	// Requests run under base, not ctx: ctx ending starts the drain,
+	// base ending (when the drain times out) cancels what is left.
+	base, cutOff := context.WithCancel(context.WithoutCancel(ctx))
+	defer cutOff()
+	var running handlers
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			running.add()
+			defer running.done()
+			g.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
+		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ConnContext:       withConnInfo,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }() // returns once Shutdown or Close is called, or ln fails
+
+	select {
+	case err := <-served:
+		cutOff()
+		srv.Close()
+		<-running.idle()
+		return fmt.Errorf("gateway: serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	defer cancel()
+	err := srv.Shutdown(dctx)
+	if err == nil {
+		// Shutdown does not wait for hijacked connections.
+		select {
+		case <-running.idle():
+		case <-dctx.Done():
+			err = dctx.Err()
+		}
+	}
+	if err != nil {
+		g.log.Warn("drain timed out: cutting off the requests left", "timeout", drain, "err", err)
+		cutOff()
+		srv.Close()
+		<-running.idle()
+	}
+	<-served
+	return nil
+}
+
+// handlers counts the requests a Serve runs, hijacked ones included.
+type handlers struct {
+	mu     sync.Mutex    // protects n, zeroCh
+	n      int           // requests running
+	zeroCh chan struct{} // closed when n drops to zero; nil until asked for
+}
+
+func (h *handlers) add() {
+	h.mu.Lock()
+	h.n++
+	h.mu.Unlock()
+}
+
+func (h *handlers) done() {
+	h.mu.Lock()
+	h.n--
+	if h.n == 0 && h.zeroCh != nil {
+		close(h.zeroCh)
+		h.zeroCh = nil
+	}
+	h.mu.Unlock()
+}
+
+// idle returns a channel that is closed once no request is running.
+func (h *handlers) idle() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if h.zeroCh == nil {
+		h.zeroCh = make(chan struct{})
+	}
+	return h.zeroCh
+}

@@ -1,0 +1,462 @@
+// bench.go is the system benchmark: fcgigate and nginx side by side in
+// front of one php-fpm master, measured in interleaved wrk rounds.
+
+package lab
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Proxy names, as used by BenchConfig.Proxies and in reports.
+const (
+	ProxyNginx    = "nginx"
+	ProxyFcgigate = "fcgigate"
+)
+
+// Case is one request the benchmark measures.
+type Case struct {
+	Name string `json:"name"`
+	Path string `json:"path"` // path and query, under test/php
+	// Bytes is the exact body length a correct response has; each target
+	// is checked once with it before any load.
+	Bytes int `json:"bytes"`
+}
+
+// DefaultCases are a tiny response, where per-request overhead shows, and a
+// 64 KiB one, where copying and buffering show.
+var DefaultCases = []Case{
+	{Name: "tiny", Path: "/hello.php", Bytes: len("hello")},
+	{Name: "64KiB", Path: "/size.php?bytes=65536", Bytes: 65536},
+}
+
+// BenchConfig configures RunBench. Zero fields take the defaults given.
+type BenchConfig struct {
+	// Repo is the repository root; the docroot is Repo/test/php. Required.
+	Repo string
+	// Gateway is the fcgigate binary. Empty: see GatewayBinary.
+	Gateway string
+	// Proxies are the proxies to measure, in the order each round runs
+	// them. Empty means nginx then fcgigate.
+	Proxies []string
+	// Cases are the requests measured. Empty means DefaultCases.
+	Cases []Case
+	// Rounds per case and proxy. 0 means 3: a median of three shrugs off
+	// one round spoiled by a noisy neighbour.
+	Rounds int
+	// Warmup is a wrk run per case and proxy before the rounds, which fills
+	// keep-alive pools, page caches and opcache. 0 means 2s; negative: none.
+	Warmup time.Duration
+	// Wrk holds the load: threads, connections and the length of a round.
+	// Its URL is set per case.
+	Wrk WrkOptions
+	// FPMChildren is pm.max_children. 0 means 3 × Wrk.Conns (at least 8),
+	// a worker for every FastCGI connection the proxies may hold open at
+	// once: nginx's workers each keep their own idle connections (with two
+	// workers, up to twice the client connections between them) and
+	// fcgigate one per request in flight. php-fpm ties a worker to a
+	// keep-alive connection until the proxy closes it, so with fewer
+	// workers new connections wait in FPM's accept queue behind idle ones
+	// (a proxy's idle connections from its previous round included), and
+	// the benchmark would measure that rather than the proxies. The FPM
+	// queue column shows when it happens.
+	FPMChildren int
+	// NginxWorkers is worker_processes. Empty means "auto" (one per core),
+	// the same core budget fcgigate gets from its default GOMAXPROCS.
+	NginxWorkers string
+	// NginxKeepalive is the upstream's keepalive (idle FastCGI connections
+	// kept per worker, with fastcgi_keep_conn on). 0 means 32; negative
+	// turns keep-alive off: a new connection to FPM per request.
+	NginxKeepalive int
+	// Dir receives the servers' configurations and logs. Empty: a new temp
+	// dir, removed afterwards unless Keep is set or the run failed.
+	Dir  string
+	Keep bool
+	// Progress, if not nil, receives a line per step and round.
+	Progress io.Writer
+}
+
+func (c *BenchConfig) setDefaults() {
+	if len(c.Proxies) == 0 {
+		c.Proxies = []string{ProxyNginx, ProxyFcgigate}
+	}
+	if len(c.Cases) == 0 {
+		c.Cases = DefaultCases
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 3
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	c.Wrk.setDefaults()
+	if c.FPMChildren <= 0 {
+		c.FPMChildren = max(8, 3*c.Wrk.Conns)
+	}
+	if c.NginxWorkers == "" {
+		c.NginxWorkers = "auto"
+	}
+	if c.NginxKeepalive == 0 {
+		c.NginxKeepalive = 32
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// Target is one proxy under load: where to send requests, and which process
+// tree to charge CPU time to.
+type Target struct {
+	Name string
+	URL  string // "http://127.0.0.x:port"
+	PID  int    // root of the process tree whose CPU time is measured
+	// Log returns the target's log, filtered to its warnings and errors.
+	Log func() []string
+}
+
+// RunBench starts php-fpm and the proxies in cfg.Proxies, checks that each
+// answers every case correctly, and measures the cases in interleaved
+// rounds. Everything it started is stopped before it returns, also when ctx
+// is cancelled.
+func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
+	cfg.setDefaults()
+	if cfg.Repo == "" {
+		return nil, errors.New("bench: Repo is required")
+	}
+	docroot := filepath.Join(cfg.Repo, "test", "php")
+	if _, err := os.Stat(filepath.Join(docroot, "hello.php")); err != nil {
+		return nil, fmt.Errorf("bench: docroot: %w", err)
+	}
+	// Missing programs fail the run before anything is started.
+	if _, err := WrkBinary(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if slices.Contains(cfg.Proxies, ProxyNginx) {
+		if _, err := NginxBinary(); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
+
+	if cfg.Dir == "" {
+		if cfg.Dir, err = os.MkdirTemp("", "fcgilab-bench-"); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer func() {
+			if err != nil || cfg.Keep {
+				logf("configs and logs kept in %s", cfg.Dir)
+				return
+			}
+			os.RemoveAll(cfg.Dir)
+		}()
+	}
+	sub := func(name string) (string, error) {
+		d := filepath.Join(cfg.Dir, name)
+		return d, os.MkdirAll(d, 0o755)
+	}
+	// Stops run in reverse order of starting, whatever happens.
+	var stops []func() error
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			if serr := stops[i](); serr != nil {
+				logf("cleanup: %v", serr)
+				if err == nil {
+					err = serr
+				}
+			}
+		}
+	}()
+
+	rep = &Report{Started: time.Now(), Env: benchEnv(cfg)}
+	fpmDir, err := sub("php-fpm")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	fpmAddr, err := freePort("127.0.0.2")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	fpm, err := StartFPM(ctx, FPMOptions{Addr: fpmAddr, DocRoot: docroot, Dir: fpmDir,
+		Templates: TemplatesDir(cfg.Repo), MaxChildren: cfg.FPMChildren})
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	stops = append(stops, fpm.Stop)
+	logf("php-fpm %s pid %d, pm.max_children %d", fpm.Addr, fpm.PID(), cfg.FPMChildren)
+
+	var targets []Target
+	for _, name := range cfg.Proxies {
+		dir, err := sub(name)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		t, stop, err := startProxy(ctx, name, cfg, dir, fpm.Addr, docroot, rep)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		stops = append(stops, stop)
+		targets = append(targets, t)
+		logf("%s %s pid %d", name, t.URL, t.PID)
+	}
+	for _, t := range targets {
+		for _, c := range cfg.Cases {
+			if err := checkCase(ctx, t, c); err != nil {
+				return nil, fmt.Errorf("bench: %w", err)
+			}
+		}
+	}
+
+	fpmTarget := Target{Name: "php-fpm", URL: fpm.Addr, PID: fpm.PID(), Log: func() []string { return logLines(fpm.Log(), "WARNING", "ERROR", "ALERT") }}
+	rounds, err := measure(ctx, cfg, targets, fpmTarget, logf)
+	rep.Rounds = rounds
+	rep.Finished = time.Now()
+	rep.Logs = make(map[string][]string)
+	for _, t := range append(targets, fpmTarget) {
+		if lines := t.Log(); len(lines) > 0 {
+			rep.Logs[t.Name] = lines
+		}
+	}
+	if err != nil {
+		return rep, fmt.Errorf("bench: %w", err)
+	}
+	rep.summarize(cfg.Cases, cfg.Proxies)
+	return rep, nil
+}
+
+// startProxy starts the proxy called name in front of fpmAddr and returns
+// it as a Target with the function that stops it.
+func startProxy(ctx context.Context, name string, cfg BenchConfig, dir, fpmAddr, docroot string, rep *Report) (Target, func() error, error) {
+	switch name {
+	case ProxyNginx:
+		listen, err := freePort("127.0.0.1")
+		if err != nil {
+			return Target{}, nil, err
+		}
+		n, err := StartNginx(ctx, NginxOptions{Listen: listen, Upstream: fpmAddr, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo),
+			Workers: cfg.NginxWorkers, Keepalive: max(cfg.NginxKeepalive, 0)})
+		if err != nil {
+			return Target{}, nil, err
+		}
+		if _, procs, err := TreeCPU(n.PID()); err == nil {
+			rep.Env.NginxWorkerCount = procs - 1
+		}
+		log := func() []string { return logLines(n.Log(), "[warn]", "[error]", "[crit]", "[alert]", "[emerg]") }
+		return Target{Name: name, URL: "http://" + listen, PID: n.PID(), Log: log}, n.Stop, nil
+	case ProxyFcgigate:
+		bin := cfg.Gateway
+		if bin == "" {
+			var err error
+			if bin, err = GatewayBinary(ctx, cfg.Repo, dir); err != nil {
+				return Target{}, nil, err
+			}
+		}
+		rep.Env.GatewayBinary = bin
+		listen, err := freePort("127.0.1.1")
+		if err != nil {
+			return Target{}, nil, err
+		}
+		g, err := StartGateway(ctx, GatewayOptions{Binary: bin, Listen: listen, Backends: []string{fpmAddr}, DocRoot: docroot,
+			Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+		if err != nil {
+			return Target{}, nil, err
+		}
+		// At log level warn every line is worth reading.
+		log := func() []string { return logLines(g.Log()) }
+		return Target{Name: name, URL: "http://" + listen, PID: g.PID(), Log: log}, g.Stop, nil
+	}
+	return Target{}, nil, fmt.Errorf("unknown proxy %q (want %s or %s)", name, ProxyNginx, ProxyFcgigate)
+}
+
+// checkCase sends c once to t and insists on a 200 with c.Bytes of body, so
+// that the benchmark never measures how fast a proxy returns errors.
+func checkCase(ctx context.Context, t Target, c Case) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", t.URL+c.Path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("check %s %s: %w", t.Name, c.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("check %s %s: %w", t.Name, c.Path, err)
+	}
+	if resp.StatusCode != http.StatusOK || len(body) != c.Bytes {
+		return fmt.Errorf("check %s %s: status %d, %d bytes of body (want 200, %d bytes): %.200q\nlog: %s",
+			t.Name, c.Path, resp.StatusCode, len(body), c.Bytes, body, strings.Join(t.Log(), "\n"))
+	}
+	return nil
+}
+
+// measure runs, for each case, a warm-up per target, then cfg.Rounds rounds
+// in which each target in turn gets the same wrk load. CPU time is read from
+// /proc before and after each run, for the target and for FPM.
+func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target, logf func(string, ...any)) ([]Round, error) {
+	var rounds []Round
+	for _, c := range cfg.Cases {
+		if cfg.Warmup > 0 {
+			for _, t := range targets {
+				o := cfg.Wrk
+				o.URL, o.Duration = t.URL+c.Path, cfg.Warmup
+				r, _, err := RunWrk(ctx, o)
+				if err != nil {
+					return rounds, fmt.Errorf("warm-up %s %s: %w", c.Name, t.Name, err)
+				}
+				logf("warm-up %-6s %-8s %9.0f req/s, %d errors", c.Name, t.Name, r.ReqPerSec, r.Errors())
+			}
+		}
+		for n := 1; n <= cfg.Rounds; n++ {
+			for _, t := range targets {
+				o := cfg.Wrk
+				o.URL = t.URL + c.Path
+				cpu0, _, err := TreeCPU(t.PID)
+				if err != nil {
+					return rounds, fmt.Errorf("%s: %w", t.Name, err)
+				}
+				fpm0, _, err := TreeCPU(fpm.PID)
+				if err != nil {
+					return rounds, fmt.Errorf("php-fpm: %w", err)
+				}
+				var r WrkResult
+				peak := sampleListener(fpm.URL, func() { r, _, err = RunWrk(ctx, o) })
+				if err != nil {
+					return rounds, fmt.Errorf("round %d %s %s: %w", n, c.Name, t.Name, err)
+				}
+				cpu1, _, err := TreeCPU(t.PID)
+				if err != nil {
+					return rounds, fmt.Errorf("%s after round %d: %w", t.Name, n, err)
+				}
+				fpm1, _, err := TreeCPU(fpm.PID)
+				if err != nil {
+					return rounds, fmt.Errorf("php-fpm after round %d: %w", n, err)
+				}
+				rd := Round{Case: c.Name, Proxy: t.Name, N: n, Wrk: r, CPU: cpu1 - cpu0, FPMCPU: fpm1 - fpm0,
+					FPMConnsMax: peak.Conns, FPMQueueMax: peak.AcceptQueue}
+				rounds = append(rounds, rd)
+				logf("round %d %-6s %-8s %9.0f req/s  p50 %-9v p99 %-9v cpu %6.1f ms/1k  fpm conns %3d queue %3d  errors %d",
+					n, c.Name, t.Name, r.ReqPerSec, r.P50, r.P99, rd.CPUPer1k(), peak.Conns, peak.AcceptQueue, r.Errors())
+			}
+		}
+	}
+	return rounds, nil
+}
+
+// sampleListener runs load and, while it runs, reads the stats of the
+// listener on addr every 50ms. It returns the largest figures seen (-1 if
+// they could not be read).
+func sampleListener(addr string, load func()) ListenerStats {
+	done := make(chan struct{})
+	result := make(chan ListenerStats, 1)
+	// Ends when load returns and closes done.
+	go func() {
+		peak := ListenerStats{Conns: -1, AcceptQueue: -1}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if st, err := ReadListenerStats(addr); err == nil {
+				peak.Conns = max(peak.Conns, st.Conns)
+				peak.AcceptQueue = max(peak.AcceptQueue, st.AcceptQueue)
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	load()
+	close(done)
+	return <-result
+}
+
+// logLines returns the lines of log that contain any of marks, or all its
+// non-empty lines if marks is empty, at most maxLogLines of them (the first
+// ones, where a problem usually starts) and a count of the rest.
+func logLines(log string, marks ...string) []string {
+	const maxLogLines = 40
+	var out []string
+	more := 0
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		match := len(marks) == 0
+		for _, m := range marks {
+			if strings.Contains(line, m) {
+				match = true
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		if len(out) < maxLogLines {
+			out = append(out, line)
+		} else {
+			more++
+		}
+	}
+	if more > 0 {
+		out = append(out, fmt.Sprintf("... and %d more lines", more))
+	}
+	return out
+}
+
+// benchEnv records what the numbers depend on.
+func benchEnv(cfg BenchConfig) Env {
+	e := Env{
+		NumCPU:         runtime.NumCPU(),
+		GOMAXPROCS:     runtime.GOMAXPROCS(0),
+		FPMChildren:    cfg.FPMChildren,
+		NginxWorkers:   cfg.NginxWorkers,
+		NginxKeepalive: max(cfg.NginxKeepalive, 0),
+		Rounds:         cfg.Rounds,
+		Warmup:         cfg.Warmup.String(),
+		Wrk:            "wrk " + strings.Join(cfg.Wrk.Args()[:4], " ") + " URL",
+	}
+	if bin, err := NginxBinary(); err == nil {
+		e.Nginx = NginxVersion(bin)
+	}
+	if out, err := exec.Command("git", "-C", cfg.Repo, "describe", "--always", "--dirty").Output(); err == nil {
+		e.Commit = strings.TrimSpace(string(out))
+	}
+	return e
+}
+
+// FindRepo returns the root of the fcgigate repository that dir is in: the
+// nearest directory upwards holding a go.mod of module
+// github.com/fcgigate/fcgigate.
+func FindRepo(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil && strings.HasPrefix(string(b), "module github.com/fcgigate/fcgigate\n") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no fcgigate repository above %s", dir)
+		}
+	}
+}

@@ -1,0 +1,3 @@
+<?php
+// hello.php: the tiny benchmark response, exactly "hello".
+echo "hello";

@@ -1,0 +1,3 @@
+<?php
+// sub/index.php: the index of a subdirectory.
+echo "sub index";
