@@ -53,8 +53,18 @@ type Conn struct {
 
 	created  time.Time
 	lastUsed time.Time
-	requests int  // requests started on this connection
-	broken   bool // not reusable: an error, an abort, or no FCGI_KEEP_CONN
+	requests int // requests started on this connection
+
+	readDeadline, writeDeadline time.Time // as last set on nc
+
+	// Scratch space of the one request in progress, kept here so that
+	// reading headers and padding allocates nothing.
+	scratch [headerLen + maxPad]byte
+	wbuf    []byte          // writeHead's output, reused
+	rc      syscall.RawConn // for alive; nil if nc has none
+	peekOK  bool            // result of the last peek
+	peekFn  func(fd uintptr) bool
+	broken  bool // not reusable: an error, an abort, or no FCGI_KEEP_CONN
 
 	// release, if set, is called once per request when its Response is
 	// closed; a Pool uses it to take the connection back.
@@ -71,7 +81,12 @@ type Conn struct {
 // the connection open after each request (FCGI_KEEP_CONN), as a pool wants.
 func NewConn(nc net.Conn, keepConn bool) *Conn {
 	now := time.Now()
-	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), keepConn: keepConn, created: now, lastUsed: now}
+	c := &Conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), keepConn: keepConn, created: now, lastUsed: now}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	c.peekFn = c.peek
+	return c
 }
 
 // Close closes the connection. It is safe to call more than once and from
@@ -168,7 +183,7 @@ func (c *Conn) writeHead(req *Request) error {
 	if cap(enc) <= 1<<20 {
 		*bp = enc[:0] // keep a grown buffer, within reason
 	}
-	out := make([]byte, 0, 64+len(enc)+len(enc)/maxContent*16)
+	out := c.wbuf[:0]
 	out = appendRecord(out, typeBeginRequest, beginRequestBody(roleResponder, flags))
 	for len(enc) > 0 {
 		n := min(len(enc), maxContent)
@@ -179,6 +194,9 @@ func (c *Conn) writeHead(req *Request) error {
 	if req.Body == nil {
 		out = appendRecord(out, typeStdin, nil)
 	}
+	if cap(out) <= 64<<10 {
+		c.wbuf = out[:0]
+	}
 	return c.write(req.WriteTimeout, out)
 }
 
@@ -188,7 +206,7 @@ func appendRecord(b []byte, t recType, content []byte) []byte {
 
 func (c *Conn) write(timeout time.Duration, b []byte) error {
 	if timeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		refreshDeadline(c.nc.SetWriteDeadline, &c.writeDeadline, timeout)
 	}
 	_, err := c.nc.Write(b)
 	return err
@@ -197,9 +215,22 @@ func (c *Conn) write(timeout time.Duration, b []byte) error {
 // read fills p from the backend, applying the read timeout to this read.
 func (c *Conn) read(timeout time.Duration, p []byte) (int, error) {
 	if timeout > 0 && c.br.Buffered() == 0 {
-		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		refreshDeadline(c.nc.SetReadDeadline, &c.readDeadline, timeout)
 	}
 	return c.br.Read(p)
+}
+
+// refreshDeadline moves a deadline to now+timeout, unless it already lies
+// between now+7/8 timeout and now+timeout: so the timeout allowed for each
+// read or write is between 7/8 of the configured one and all of it, and a
+// busy connection resets its deadline (a runtime timer update) about once
+// every timeout/8 rather than on every call.
+func refreshDeadline(set func(time.Time) error, cur *time.Time, timeout time.Duration) {
+	now := time.Now()
+	if cur.Before(now.Add(timeout-timeout/8)) || cur.After(now.Add(timeout)) {
+		*cur = now.Add(timeout)
+		set(*cur)
+	}
 }
 
 // readFull reads len(p) bytes. It returns io.EOF if the stream ended before
@@ -232,10 +263,10 @@ type Response struct {
 
 	ctx       context.Context
 	cancelled atomic.Bool // the context watch closed the connection
-	gotAny    bool // a record of the answer arrived
-	remain    int  // STDOUT content left in the current record
-	pad       int  // padding left after it
-	ended     bool // END_REQUEST seen
+	gotAny    bool        // a record of the answer arrived
+	remain    int         // STDOUT content left in the current record
+	pad       int         // padding left after it
+	ended     bool        // END_REQUEST seen
 	err       error
 	appStatus int
 
@@ -255,45 +286,87 @@ type Response struct {
 // Read has returned io.EOF.
 func (r *Response) AppStatus() int { return r.appStatus }
 
-// Buffered reports whether more of the answer has already arrived, so a
-// caller that flushes per chunk may wait for the next Read before flushing.
-func (r *Response) Buffered() bool { return r.c.br.Buffered() > 0 }
+// Buffered reports whether more STDOUT content, or the end of the answer,
+// has already arrived, so that a caller that flushes per Read may leave the
+// flush to the next Read without holding back output while PHP works.
+func (r *Response) Buffered() bool {
+	if r.remain > 0 {
+		return r.c.br.Buffered() > 0
+	}
+	h, ok := r.peekHeader()
+	return ok && (h.Type == typeStdout && h.ContentLength > 0 || h.Type == typeEndRequest)
+}
 
-// Read reads STDOUT content. Each call returns bytes of at most one record.
-// It returns io.EOF after END_REQUEST; an answer cut short returns an error
-// wrapping ErrProtocol or the network error.
-func (r *Response) Read(p []byte) (int, error) {
-	for r.remain == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		if err := r.fill(); err != nil {
-			return 0, err
-		}
+// peekHeader decodes the next record's header if it has arrived, past any
+// padding still to skip.
+func (r *Response) peekHeader() (header, bool) {
+	var h header
+	if r.err != nil || r.c.br.Buffered() < r.pad+headerLen {
+		return h, false
 	}
-	if len(p) > r.remain {
-		p = p[:r.remain]
-	}
-	n, err := r.c.read(r.req.ReadTimeout, p)
-	r.remain -= n
+	b, err := r.c.br.Peek(r.pad + headerLen)
 	if err != nil {
-		if err == io.EOF {
-			err = protocolError("connection closed inside a STDOUT record")
-		}
-		r.fail(r.wrapErr("read response", err))
-		return n, r.err
+		return h, false
 	}
-	if r.remain == 0 && r.pad > 0 {
-		if err := r.skipPad(); err != nil {
-			return n, err
+	h.decode(b[r.pad:])
+	return h, h.Version == version1 && h.ID == requestID
+}
+
+// Read reads STDOUT content. It blocks only until some content is there,
+// then returns what has already arrived, across records, without waiting for
+// more: a caller that flushes per Read passes on each flushed chunk of PHP
+// output at once, and one that reads a fast answer gets it in few large
+// reads. It returns io.EOF after END_REQUEST; an answer cut short returns
+// an error wrapping ErrProtocol or the network error.
+func (r *Response) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if r.remain == 0 {
+			if r.pad > 0 {
+				if n > 0 && r.c.br.Buffered() < r.pad {
+					break
+				}
+				if err := r.skipPad(); err != nil {
+					return n, err
+				}
+			}
+			if n > 0 && !r.stdoutBuffered() {
+				break
+			}
+			if r.err != nil {
+				return n, r.err
+			}
+			if err := r.fill(); err != nil {
+				return n, err
+			}
+			continue
+		}
+		if n > 0 && r.c.br.Buffered() == 0 {
+			break // more would mean waiting
+		}
+		k, err := r.c.read(r.req.ReadTimeout, p[n:n+min(r.remain, len(p)-n)])
+		n += k
+		r.remain -= k
+		if err != nil {
+			if err == io.EOF {
+				err = protocolError("connection closed inside a STDOUT record")
+			}
+			r.fail(r.wrapErr("read response", err))
+			return n, r.err
 		}
 	}
 	return n, nil
 }
 
+// stdoutBuffered reports whether the next record is a non-empty STDOUT
+// record whose header has already arrived, so reading on cannot block.
+func (r *Response) stdoutBuffered() bool {
+	h, ok := r.peekHeader()
+	return ok && h.Type == typeStdout && h.ContentLength > 0
+}
+
 func (r *Response) skipPad() error {
-	var pad [maxPad]byte
-	if err := r.c.readFull(r.req.ReadTimeout, pad[:r.pad]); err != nil {
+	if err := r.c.readFull(r.req.ReadTimeout, r.c.scratch[:r.pad]); err != nil {
 		r.fail(r.wrapErr("read padding", err))
 		return r.err
 	}
@@ -304,12 +377,12 @@ func (r *Response) skipPad() error {
 // fill reads records until STDOUT content is available (r.remain > 0) or
 // the request ends (io.EOF). STDERR goes to req.Stderr on the way.
 func (r *Response) fill() error {
-	var hb [headerLen]byte
+	hb := r.c.scratch[:headerLen]
 	for {
 		if r.err != nil {
 			return r.err
 		}
-		if err := r.c.readFull(r.req.ReadTimeout, hb[:]); err != nil {
+		if err := r.c.readFull(r.req.ReadTimeout, hb); err != nil {
 			if (err == io.EOF || isReset(err)) && !r.gotAny && r.reused && !r.aborted() {
 				r.fail(r.stale(err))
 				return r.err
@@ -326,7 +399,7 @@ func (r *Response) fill() error {
 		}
 		r.gotAny = true
 		var h header
-		h.decode(hb[:])
+		h.decode(hb)
 		if h.Version != version1 {
 			r.fail(protocolError("invalid header version %d", h.Version))
 			return r.err
@@ -354,8 +427,8 @@ func (r *Response) fill() error {
 				r.fail(protocolError("END_REQUEST with %d content bytes, want 8", h.ContentLength))
 				return r.err
 			}
-			var b [8 + maxPad]byte
-			if err := r.c.readFull(r.req.ReadTimeout, b[:8+int(h.PaddingLength)]); err != nil {
+			b := r.c.scratch[:8+int(h.PaddingLength)]
+			if err := r.c.readFull(r.req.ReadTimeout, b); err != nil {
 				r.fail(r.wrapErr("read END_REQUEST", err))
 				return r.err
 			}
@@ -399,8 +472,7 @@ func (r *Response) discard(n int) error {
 	if n == 0 {
 		return nil
 	}
-	var b [maxPad]byte
-	if err := r.c.readFull(r.req.ReadTimeout, b[:n]); err != nil {
+	if err := r.c.readFull(r.req.ReadTimeout, r.c.scratch[:n]); err != nil {
 		r.fail(r.wrapErr("read padding", err))
 		return r.err
 	}
@@ -589,20 +661,18 @@ func (c *Conn) alive() bool {
 	if c.isClosed() || c.br.Buffered() > 0 {
 		return false
 	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
+	if c.rc == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
+	c.peekOK = false
+	return c.rc.Read(c.peekFn) == nil && c.peekOK
+}
+
+// peek looks at the socket without blocking or consuming: EAGAIN means
+// open and quiet; data or EOF (0 bytes) means the connection is done.
+func (c *Conn) peek(fd uintptr) bool {
 	var b [1]byte
-	rerr := rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-		return true
-	})
-	return rerr == nil && ok
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekOK = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+	return true
 }

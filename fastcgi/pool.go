@@ -26,9 +26,10 @@ type PoolConfig struct {
 	// longer to accept is as good as down.
 	DialTimeout time.Duration
 
-	// MaxIdle is how many idle connections are kept. Default 16, more than
-	// a typical FPM pool's pm.max_children = 5 so that a busy pool never
-	// redials. Negative keeps none (a connection per request).
+	// MaxIdle is how many idle connections are kept. Default 64: a busy
+	// gateway keeps as many requests in flight to one backend, and every
+	// connection closed for want of room is one redialled a moment later.
+	// Negative keeps none (a connection per request).
 	MaxIdle int
 
 	// IdleTimeout closes connections idle for longer. Default 30s.
@@ -67,7 +68,7 @@ func (c *PoolConfig) setDefaults() {
 		c.DialTimeout = 2 * time.Second
 	}
 	if c.MaxIdle == 0 {
-		c.MaxIdle = 16
+		c.MaxIdle = 64
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Second

@@ -72,7 +72,7 @@ type PoolConfig struct {
 	WriteTimeout time.Duration
 
 	// MaxIdleConns is how many keep-alive connections to keep per backend.
-	// Default 16.
+	// Default 64, so that a busy gateway does not redial.
 	MaxIdleConns int
 	// IdleConnTimeout closes backend connections idle this long. Default 30s.
 	IdleConnTimeout time.Duration
@@ -146,7 +146,7 @@ func (p PoolConfig) Defaults() PoolConfig {
 		p.WriteTimeout = 60 * time.Second
 	}
 	if p.MaxIdleConns == 0 {
-		p.MaxIdleConns = 16
+		p.MaxIdleConns = 64
 	}
 	if p.IdleConnTimeout == 0 {
 		p.IdleConnTimeout = 30 * time.Second
