@@ -1,59 +1,84 @@
 package balancer
 
-// pool.go holds Pool, the set of backends of one route target, and Backend,
-// the per-backend state that the hot path touches.
+// pool.go holds Pool, the set of backends of one route target, its errors
+// and its status snapshot.
 
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// ErrNoBackend is returned by Pick when no backend can take a request.
+// ErrNoBackend is returned by Pick and Acquire when no backend can take a
+// request. The errors of a full or timed-out queue match it too, so that a
+// caller that only maps ErrNoBackend to 503 covers them.
 var ErrNoBackend = errors.New("balancer: no backend available")
 
-// Backend is one FastCGI backend. Its counters are atomics; Backend values
-// must not be copied.
-type Backend struct {
-	addr     string
-	inflight atomic.Int64
-	// Value is free for the caller: the gateway keeps the backend's
-	// connection pool there. It is set before the backend is published.
-	Value any
-}
-
-// NewBackend returns a backend for addr.
-func NewBackend(addr string) *Backend { return &Backend{addr: addr} }
-
-// Addr returns the backend's address.
-func (b *Backend) Addr() string { return b.addr }
-
-// InFlight returns the number of requests in flight on b.
-func (b *Backend) InFlight() int64 { return b.inflight.Load() }
-
-// Pool is a set of backends. The zero value is an empty pool; Set publishes
-// a new list.
+// Pool is a set of backends, with their breakers, slow start, limits, wait
+// queue and outlier ejection. Make one with NewPool or NewPoolConfig. Its
+// methods are safe for concurrent use.
 type Pool struct {
 	name     string
+	cfg      Config // with defaults; frozen
 	backends atomic.Pointer[[]*Backend]
+
+	setMu   sync.Mutex // serializes Set
+	ejectMu sync.Mutex // serializes ejections, so that the ejected share holds
+	q       waitQueue
+
+	// Errors built once, so that failing allocates nothing.
+	errNone, errBusy, errFull, errTimeout error
 }
 
-// NewPool returns a pool named name with the given backends.
+// NewPool returns a pool named name with the given backends and the
+// default Config.
 func NewPool(name string, backends []*Backend) *Pool {
-	p := &Pool{name: name}
-	p.Set(backends)
+	p, err := NewPoolConfig(name, Config{}, backends)
+	if err != nil {
+		panic(err) // the zero Config is valid
+	}
 	return p
+}
+
+// NewPoolConfig returns a pool named name with the given backends and
+// Config, or the error of cfg.Validate.
+func NewPoolConfig(name string, cfg Config, backends []*Backend) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("pool %q: %w", name, err)
+	}
+	p := &Pool{name: name, cfg: cfg.withDefaults()}
+	p.errNone = fmt.Errorf("pool %q: %w", name, ErrNoBackend)
+	p.errBusy = fmt.Errorf("pool %q: every backend is at its concurrency limit: %w", name, ErrNoBackend)
+	p.errFull = fmt.Errorf("pool %q: %w (%w)", name, ErrQueueFull, ErrNoBackend)
+	p.errTimeout = fmt.Errorf("pool %q: %w after %v (%w)", name, ErrQueueTimeout, p.cfg.QueueTimeout, ErrNoBackend)
+	p.Set(backends)
+	return p, nil
 }
 
 // Name returns the pool's name.
 func (p *Pool) Name() string { return p.name }
 
-// Set publishes a new backend list. Requests in flight on a removed backend
-// finish normally.
+// Config returns the pool's Config, with its defaults filled in.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Set publishes a new backend list. Backends that were in the list keep
+// their state (keep passing the same *Backend for the same address);
+// backends new to the pool start slow start, except those a pool is made
+// with. Requests in flight on a removed backend finish normally.
 func (p *Pool) Set(backends []*Backend) {
-	bs := append([]*Backend(nil), backends...)
+	p.setMu.Lock()
+	defer p.setMu.Unlock()
+	ramp := p.backends.Load() != nil
+	now := p.nowNano()
+	for _, b := range backends {
+		b.attach(p, ramp, now)
+	}
+	bs := slices.Clone(backends)
 	p.backends.Store(&bs)
+	p.kick()
 }
 
 // Backends returns the current backend list. It must not be modified.
@@ -64,60 +89,62 @@ func (p *Pool) Backends() []*Backend {
 	return nil
 }
 
-// Pick chooses the backend with the fewest requests in flight, skipping
-// those in avoid (the ones a retried request already failed on), and counts
-// a request in flight on it. The caller must call Done on it exactly once
-// when the request ends. If every backend is avoided, Pick falls back to
-// them rather than fail, so a pool of one can still retry.
-func (p *Pool) Pick(avoid []*Backend) (*Backend, error) {
+func (p *Pool) nowNano() int64 { return p.cfg.Now().UnixNano() }
+
+// BackendStats is a snapshot of one backend, for status pages and metrics.
+type BackendStats struct {
+	Addr     string
+	InFlight int64
+	// Weight is the configured weight; EffectiveWeight is what Pick uses
+	// now: the weight scaled by slow start.
+	Weight          int
+	EffectiveWeight float64
+	LoadPenalty     int
+	Healthy         bool
+	Breaker         BreakerState
+	// OpenUntil is when an open breaker admits trials; zero unless open.
+	OpenUntil time.Time
+	// EjectedUntil is when the current ejection ends; zero unless ejected.
+	EjectedUntil time.Time
+	// Ejections counts the backend's ejections so far.
+	Ejections int64
+	// ConsecutiveFailures counts its backend failures in a row.
+	ConsecutiveFailures int
+	// MaxConcurrent is its concurrency limit in force; 0 means none.
+	MaxConcurrent int
+}
+
+// Stats returns a snapshot of each backend, in the order of Backends. The
+// pool's queue length is Queued.
+func (p *Pool) Stats() []BackendStats {
 	bs := p.Backends()
-	if len(bs) == 0 {
-		return nil, fmt.Errorf("pool %q: %w", p.name, ErrNoBackend)
-	}
-	b := leastInFlight(bs, avoid)
-	if b == nil {
-		b = leastInFlight(bs, nil)
-	}
-	b.inflight.Add(1)
-	return b, nil
-}
-
-// Done ends a request that Pick counted on b. err is the backend failure
-// that ended it (a dial error, a reset, a timeout), or nil when the backend
-// answered, whatever the answer.
-func (b *Backend) Done(err error) {
-	b.inflight.Add(-1)
-}
-
-// leastInFlight returns the backend with the fewest in flight that is not in
-// avoid, choosing at random among ties (reservoir sampling), or nil.
-func leastInFlight(bs, avoid []*Backend) *Backend {
-	var best *Backend
-	var bestN int64
-	ties := 0
-	for _, b := range bs {
-		if contains(avoid, b) {
-			continue
+	now := p.nowNano()
+	out := make([]BackendStats, len(bs))
+	for i, b := range bs {
+		f := b.state.Load()
+		w := weightOf(f)
+		s := BackendStats{
+			Addr:                b.addr,
+			InFlight:            b.inflight.Load(),
+			Weight:              int(w),
+			EffectiveWeight:     float64(w),
+			LoadPenalty:         int(penaltyOf(f)),
+			Healthy:             f&flagDown == 0,
+			Breaker:             b.breakerState(),
+			Ejections:           b.out.ejections.Load(),
+			ConsecutiveFailures: int(b.out.consecutive.Load()),
+			MaxConcurrent:       int(b.limit.Load()),
 		}
-		n := b.inflight.Load()
-		switch {
-		case best == nil || n < bestN:
-			best, bestN, ties = b, n, 1
-		case n == bestN:
-			ties++
-			if rand.IntN(ties) == 0 {
-				best = b
-			}
+		if f&flagRamp != 0 {
+			s.EffectiveWeight = float64(w) * float64(b.ramp(p, now)) / float64(rampOne)
 		}
-	}
-	return best
-}
-
-func contains(bs []*Backend, b *Backend) bool {
-	for _, x := range bs {
-		if x == b {
-			return true
+		if s.Breaker == BreakerOpen {
+			s.OpenUntil = time.Unix(0, b.br.openUntil.Load())
 		}
+		if until := b.out.until.Load(); until > now {
+			s.EjectedUntil = time.Unix(0, until)
+		}
+		out[i] = s
 	}
-	return false
+	return out
 }

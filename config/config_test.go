@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcgigate/fcgigate/balancer"
 	"github.com/fcgigate/fcgigate/gateway"
+	"github.com/fcgigate/fcgigate/health"
 )
 
 // env is a fixed environment for parse.
@@ -56,15 +58,42 @@ max_body_size = "10MB"
 body_memory_size = 4096
 spool_dir = "/var/spool/fcgigate"
 max_attempts = 2
+try_timeout = "2s"
+retry_timeout = "4s"
+slow_start = "30s"
+max_queue = 64
+queue_timeout = "1500ms"
+[pool.weights]
+"127.0.0.3:9000" = 3
 [pool.params]
 APP_ENV = "production"
 "HTTP.QUOTED" = "$${literal}"
+[pool.breaker]
+consecutive_failures = 4
+failure_ratio = 0.25
+min_requests = 10
+window = "20s"
+open_time = "5s"
+half_open_requests = 2
+break_on_5xx = true
+[pool.outlier]
+consecutive_failures = 6
+base_ejection = "3s"
+max_ejection = "1m"
+max_ejected_percent = 30
+[pool.health]
+interval = "500ms"
+timeout = "400ms"
+rise = 3
+fall = 1
+status_path = ""
 
 [[pool]]
 name = "legacy"
 backends = ["10.0.0.1:9000"]
 document_root = "/srv/legacy"
 params = { PHP_VALUE = "memory_limit=256M" }
+health = { enabled = false }
 `
 
 func TestParseFull(t *testing.T) {
@@ -99,6 +128,28 @@ func TestParseFull(t *testing.T) {
 				BodyMemoryBytes:    4096,
 				SpoolDir:           "/var/spool/fcgigate",
 				MaxAttempts:        2,
+				TryTimeout:         2 * time.Second,
+				RetryTimeout:       4 * time.Second,
+				Weights:            map[string]int{"127.0.0.3:9000": 3},
+				Balancer: balancer.Config{
+					BreakerConsecutiveFailures: 4,
+					BreakerFailureRatio:        0.25,
+					BreakerMinRequests:         10,
+					BreakerWindow:              20 * time.Second,
+					BreakerOpenTime:            5 * time.Second,
+					BreakerHalfOpenRequests:    2,
+					Break5xx:                   true,
+					SlowStart:                  30 * time.Second,
+					MaxConcurrent:              8,
+					MaxQueue:                   64,
+					QueueTimeout:               1500 * time.Millisecond,
+					Outlier: balancer.OutlierConfig{
+						ConsecutiveFailures: 6,
+						BaseEjection:        3 * time.Second,
+						MaxEjection:         time.Minute,
+						MaxEjectedPercent:   30,
+					},
+				},
 			}, gateway.PoolConfig{
 				Name:         "legacy",
 				Backends:     []string{"10.0.0.1:9000"},
@@ -108,6 +159,11 @@ func TestParseFull(t *testing.T) {
 		},
 		Log:          Log{Level: "debug", Format: "json"},
 		DrainTimeout: 5 * time.Second,
+		Health: map[string]health.Config{"app": func() health.Config {
+			c := health.DefaultConfig()
+			c.Interval, c.Timeout, c.Rise, c.Fall, c.StatusPath = 500*time.Millisecond, 400*time.Millisecond, 3, 1, ""
+			return c
+		}()},
 	}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
@@ -127,6 +183,7 @@ func TestParseDefaults(t *testing.T) {
 		}}}.Defaults(),
 		Log:          Log{Level: "info", Format: "text"},
 		DrainTimeout: 30 * time.Second,
+		Health:       map[string]health.Config{"app": health.DefaultConfig()},
 	}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)

@@ -14,7 +14,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/fcgigate/fcgigate/balancer"
 	"github.com/fcgigate/fcgigate/gateway"
+	"github.com/fcgigate/fcgigate/health"
 )
 
 // File is a parsed, defaulted and validated configuration file.
@@ -27,6 +29,9 @@ type File struct {
 	// flight ([server] drain_timeout). Default 30s: most PHP requests end
 	// well within it, and systemd's default stop timeout is 90s.
 	DrainTimeout time.Duration
+	// Health holds each pool's [pool.health], by pool name; a pool whose
+	// probes are disabled (enabled = false) has no entry.
+	Health map[string]health.Config
 }
 
 // Log configures the process's logger.
@@ -98,7 +103,15 @@ func (b *builder) build(raw *rawFile) *File {
 		DrainTimeout: b.duration("server.drain_timeout", s.DrainTimeout),
 	}
 	for i, p := range raw.Pool {
-		f.Gateway.Pools = append(f.Gateway.Pools, b.pool(fmt.Sprintf("pool[%d].", i), p))
+		at := fmt.Sprintf("pool[%d].", i)
+		pc := b.pool(at, p)
+		f.Gateway.Pools = append(f.Gateway.Pools, pc)
+		if hc, on := b.health(at+"health.", p.Health); on {
+			if f.Health == nil {
+				f.Health = map[string]health.Config{}
+			}
+			f.Health[pc.Name] = hc
+		}
 	}
 	return f
 }
@@ -124,7 +137,56 @@ func (b *builder) pool(at string, p rawPool) gateway.PoolConfig {
 		BodyMemoryBytes:    b.size(at+"body_memory_size", p.BodyMemorySize),
 		SpoolDir:           b.str(at+"spool_dir", p.SpoolDir),
 		MaxAttempts:        b.count(at+"max_attempts", p.MaxAttempts),
+		TryTimeout:         b.duration(at+"try_timeout", p.TryTimeout),
+		RetryTimeout:       b.duration(at+"retry_timeout", p.RetryTimeout),
+		Weights:            b.weights(at+"weights", p.Weights.v),
+		Balancer: balancer.Config{
+			BreakerConsecutiveFailures: b.count(at+"breaker.consecutive_failures", p.Breaker.ConsecutiveFailures),
+			BreakerFailureRatio:        b.ratio(at+"breaker.failure_ratio", p.Breaker.FailureRatio),
+			BreakerMinRequests:         b.count(at+"breaker.min_requests", p.Breaker.MinRequests),
+			BreakerWindow:              b.duration(at+"breaker.window", p.Breaker.Window),
+			BreakerOpenTime:            b.duration(at+"breaker.open_time", p.Breaker.OpenTime),
+			BreakerHalfOpenRequests:    b.count(at+"breaker.half_open_requests", p.Breaker.HalfOpenRequests),
+			Break5xx:                   b.boolean(at+"breaker.break_on_5xx", p.Breaker.BreakOn5xx, false),
+			SlowStart:                  b.duration(at+"slow_start", p.SlowStart),
+			MaxQueue:                   b.count(at+"max_queue", p.MaxQueue),
+			QueueTimeout:               b.duration(at+"queue_timeout", p.QueueTimeout),
+			Outlier: balancer.OutlierConfig{
+				ConsecutiveFailures: b.count(at+"outlier.consecutive_failures", p.Outlier.ConsecutiveFailures),
+				BaseEjection:        b.duration(at+"outlier.base_ejection", p.Outlier.BaseEjection),
+				MaxEjection:         b.duration(at+"outlier.max_ejection", p.Outlier.MaxEjection),
+				MaxEjectedPercent:   b.count(at+"outlier.max_ejected_percent", p.Outlier.MaxEjectedPercent),
+			},
+		},
 	}
+}
+
+// health returns [pool.health] as a health.Config, and whether probing is
+// enabled (the default).
+func (b *builder) health(at string, h rawHealth) (health.Config, bool) {
+	c := health.DefaultConfig()
+	if s := b.str(at+"ping_path", h.PingPath); s != "" {
+		c.PingPath = s
+	}
+	if s := b.str(at+"ping_response", h.PingResponse); s != "" {
+		c.PingResponse = s
+	}
+	if h.StatusPath != nil {
+		c.StatusPath = b.str(at+"status_path", h.StatusPath) // "" disables it
+	}
+	if d := b.duration(at+"interval", h.Interval); d > 0 {
+		c.Interval = d
+	}
+	if d := b.duration(at+"timeout", h.Timeout); d > 0 {
+		c.Timeout = d
+	}
+	if n := b.count(at+"rise", h.Rise); n > 0 {
+		c.Rise = n
+	}
+	if n := b.count(at+"fall", h.Fall); n > 0 {
+		c.Fall = n
+	}
+	return c, b.boolean(at+"enabled", h.Enabled, true)
 }
 
 // unknownKeys reports each key the decoder left undecoded, and each key it

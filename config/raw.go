@@ -32,25 +32,65 @@ type rawLog struct {
 }
 
 type rawPool struct {
-	Name               any       `toml:"name"`
-	Backends           any       `toml:"backends"`
-	DocumentRoot       any       `toml:"document_root"`
-	StaticRoot         any       `toml:"static_root"`
-	Index              any       `toml:"index"`
-	FrontController    any       `toml:"front_controller"`
-	Params             rawParams `toml:"params"`
-	DialTimeout        any       `toml:"dial_timeout"`
-	ReadTimeout        any       `toml:"read_timeout"`
-	WriteTimeout       any       `toml:"write_timeout"`
-	MaxIdleConns       any       `toml:"max_idle_conns"`
-	IdleConnTimeout    any       `toml:"idle_conn_timeout"`
-	MaxRequestsPerConn any       `toml:"max_requests_per_conn"`
-	MaxConns           any       `toml:"max_conns"`
-	ConnWaitTimeout    any       `toml:"conn_wait_timeout"`
-	MaxBodySize        any       `toml:"max_body_size"`
-	BodyMemorySize     any       `toml:"body_memory_size"`
-	SpoolDir           any       `toml:"spool_dir"`
-	MaxAttempts        any       `toml:"max_attempts"`
+	Name               any        `toml:"name"`
+	Backends           any        `toml:"backends"`
+	DocumentRoot       any        `toml:"document_root"`
+	StaticRoot         any        `toml:"static_root"`
+	Index              any        `toml:"index"`
+	FrontController    any        `toml:"front_controller"`
+	Params             rawParams  `toml:"params"`
+	DialTimeout        any        `toml:"dial_timeout"`
+	ReadTimeout        any        `toml:"read_timeout"`
+	WriteTimeout       any        `toml:"write_timeout"`
+	MaxIdleConns       any        `toml:"max_idle_conns"`
+	IdleConnTimeout    any        `toml:"idle_conn_timeout"`
+	MaxRequestsPerConn any        `toml:"max_requests_per_conn"`
+	MaxConns           any        `toml:"max_conns"`
+	ConnWaitTimeout    any        `toml:"conn_wait_timeout"`
+	MaxBodySize        any        `toml:"max_body_size"`
+	BodyMemorySize     any        `toml:"body_memory_size"`
+	SpoolDir           any        `toml:"spool_dir"`
+	MaxAttempts        any        `toml:"max_attempts"`
+	TryTimeout         any        `toml:"try_timeout"`
+	RetryTimeout       any        `toml:"retry_timeout"`
+	Weights            rawParams  `toml:"weights"`
+	SlowStart          any        `toml:"slow_start"`
+	MaxQueue           any        `toml:"max_queue"`
+	QueueTimeout       any        `toml:"queue_timeout"`
+	Breaker            rawBreaker `toml:"breaker"`
+	Outlier            rawOutlier `toml:"outlier"`
+	Health             rawHealth  `toml:"health"`
+}
+
+// rawBreaker is [pool.breaker].
+type rawBreaker struct {
+	ConsecutiveFailures any `toml:"consecutive_failures"`
+	FailureRatio        any `toml:"failure_ratio"`
+	MinRequests         any `toml:"min_requests"`
+	Window              any `toml:"window"`
+	OpenTime            any `toml:"open_time"`
+	HalfOpenRequests    any `toml:"half_open_requests"`
+	BreakOn5xx          any `toml:"break_on_5xx"`
+}
+
+// rawOutlier is [pool.outlier].
+type rawOutlier struct {
+	ConsecutiveFailures any `toml:"consecutive_failures"`
+	BaseEjection        any `toml:"base_ejection"`
+	MaxEjection         any `toml:"max_ejection"`
+	MaxEjectedPercent   any `toml:"max_ejected_percent"`
+}
+
+// rawHealth is [pool.health].
+type rawHealth struct {
+	Enabled      any `toml:"enabled"`
+	PingPath     any `toml:"ping_path"`
+	PingResponse any `toml:"ping_response"`
+	StatusPath   any `toml:"status_path"`
+	Interval     any `toml:"interval"`
+	Timeout      any `toml:"timeout"`
+	Rise         any `toml:"rise"`
+	Fall         any `toml:"fall"`
 }
 
 // rawParams holds [pool.params] as decoded, whatever its type, so that a

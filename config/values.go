@@ -297,3 +297,54 @@ func typeOf(v any) string {
 	}
 	return fmt.Sprintf("a %T", v)
 }
+
+// boolean returns v, a TOML boolean, or def if v is absent.
+func (b *builder) boolean(path string, v any, def bool) bool {
+	if v == nil {
+		return def
+	}
+	x, ok := v.(bool)
+	if !ok {
+		b.fail(path, "want true or false, got %s", typeOf(v))
+		return def
+	}
+	return x
+}
+
+// ratio returns v, a number from 0 to 1.
+func (b *builder) ratio(path string, v any) float64 {
+	var x float64
+	switch v := v.(type) {
+	case nil:
+		return 0
+	case float64:
+		x = v
+	case int64:
+		x = float64(v)
+	default:
+		b.fail(path, "want a number from 0 to 1, got %s", typeOf(v))
+		return 0
+	}
+	if x < 0 || x > 1 {
+		b.fail(path, "%v is outside 0..1", x)
+		return 0
+	}
+	return x
+}
+
+// weights returns [pool.weights], a table of backend address to weight.
+func (b *builder) weights(path string, v any) map[string]int {
+	if v == nil {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		b.fail(path, "want a table of \"address\" = weight, got %s", typeOf(v))
+		return nil
+	}
+	out := make(map[string]int, len(m))
+	for k, val := range m {
+		out[k] = b.count(path+"."+toml.Key{k}.String(), val)
+	}
+	return out
+}

@@ -9,8 +9,11 @@ import (
 	"net"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/fcgigate/fcgigate/balancer"
 )
 
 // Config configures a Gateway. It is frozen once New has been called.
@@ -101,6 +104,22 @@ type PoolConfig struct {
 	// MaxAttempts bounds the tries of one request across backends.
 	// Default 3.
 	MaxAttempts int
+	// TryTimeout bounds each attempt's wait for the response header; an
+	// attempt past it has failed, and an idempotent request goes to
+	// another backend. Default 0: only ReadTimeout applies.
+	TryTimeout time.Duration
+	// RetryTimeout bounds the wait for a response header across all
+	// attempts of a request. Default 0: no bound beyond the attempts'.
+	RetryTimeout time.Duration
+
+	// Weights gives backends, by address, a weight other than 1: a
+	// backend gets requests in proportion to its weight. 0 drains it.
+	Weights map[string]int
+	// Balancer configures the circuit breakers, slow start, the
+	// per-backend limit and wait queue, and outlier ejection. Its zero
+	// fields take the balancer's defaults; its MaxConcurrent defaults to
+	// MaxConns.
+	Balancer balancer.Config
 }
 
 // Defaults returns c with every zero field set to its default.
@@ -162,6 +181,9 @@ func (p PoolConfig) Defaults() PoolConfig {
 	}
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = 3
+	}
+	if p.Balancer.MaxConcurrent == 0 {
+		p.Balancer.MaxConcurrent = p.MaxConns
 	}
 	return p
 }
@@ -246,6 +268,20 @@ func (p PoolConfig) Validate() error {
 	}
 	if p.MaxAttempts < 1 || p.MaxAttempts > 10 {
 		return fmt.Errorf("max_attempts: %d is outside 1..10", p.MaxAttempts)
+	}
+	if p.TryTimeout < 0 || p.RetryTimeout < 0 {
+		return errors.New("try_timeout and retry_timeout must not be negative")
+	}
+	for addr, w := range p.Weights {
+		if !slices.Contains(p.Backends, addr) {
+			return fmt.Errorf("weights: %q is not one of the backends", addr)
+		}
+		if w < 0 || w > balancer.MaxWeight {
+			return fmt.Errorf("weights: %q: %d is outside 0..%d", addr, w, balancer.MaxWeight)
+		}
+	}
+	if err := p.Balancer.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -40,6 +40,8 @@ func errorStatus(err error) int {
 		return statusClientClosed
 	case errors.As(err, &de),
 		errors.Is(err, balancer.ErrNoBackend),
+		errors.Is(err, balancer.ErrQueueFull),
+		errors.Is(err, balancer.ErrQueueTimeout),
 		errors.Is(err, fastcgi.ErrPoolClosed),
 		errors.Is(err, fastcgi.ErrPoolBusy),
 		errors.Is(err, fastcgi.ErrRequestRejected):

@@ -85,9 +85,16 @@ func newGateway(cfg Config, log *slog.Logger, dial dialFunc) (*Gateway, error) {
 				MaxWait:            pc.ConnWaitTimeout,
 				Dial:               dial,
 			})
+			if w, ok := pc.Weights[addr]; ok {
+				b.SetWeight(w)
+			}
 			backends[i] = b
 		}
-		p.bal = balancer.NewPool(pc.Name, backends)
+		bal, err := balancer.NewPoolConfig(pc.Name, pc.Balancer, backends)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: pool %q: %w", pc.Name, err)
+		}
+		p.bal = bal
 		g.pools = append(g.pools, p)
 	}
 	return g, nil
@@ -105,6 +112,52 @@ func (g *Gateway) Close() error {
 		}
 	})
 	return nil
+}
+
+// BackendState is what a health check learned of one backend.
+type BackendState struct {
+	Up bool
+	// Penalty is load the backend carries beyond this gateway's requests
+	// (FPM's listen queue, no idle worker), in requests.
+	Penalty int
+	// MaxConcurrent is how many requests the backend serves at once (FPM's
+	// total processes under pm = static); 0: unknown. Unless the pool's
+	// max_conns is set, it caps both the requests and the connections sent
+	// to the backend, so that requests wait in the gateway rather than in
+	// FPM's listen backlog.
+	MaxConcurrent int
+}
+
+// SetBackendState applies a health verdict to the backend addr of pool. It
+// reports false if there is no such backend.
+func (g *Gateway) SetBackendState(pool, addr string, st BackendState) bool {
+	for _, p := range g.pools {
+		if p.cfg.Name != pool {
+			continue
+		}
+		for _, b := range p.bal.Backends() {
+			if b.Addr() != addr {
+				continue
+			}
+			b.SetHealthy(st.Up)
+			b.SetLoadPenalty(st.Penalty)
+			if st.MaxConcurrent > 0 && p.cfg.MaxConns == 0 {
+				b.SetMaxConcurrent(st.MaxConcurrent)
+				b.Value.(*fastcgi.Pool).SetMaxConns(st.MaxConcurrent)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// PoolStats returns a snapshot of each pool's backends, by pool name.
+func (g *Gateway) PoolStats() map[string][]balancer.BackendStats {
+	m := make(map[string][]balancer.BackendStats, len(g.pools))
+	for _, p := range g.pools {
+		m[p.cfg.Name] = p.bal.Stats()
+	}
+	return m
 }
 
 // ServeHTTP answers r. Until routing exists, every request goes to the
@@ -177,11 +230,12 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 	ex.req.WriteTimeout = p.cfg.WriteTimeout
 	ex.req.Stderr = ex.stderr
 
-	resp, b, head, err := g.roundTrip(ctx, p, ex, body, w.Header(), rc, r.Method)
+	resp, b, head, release, err := g.roundTrip(ctx, p, ex, body, w.Header(), rc, r.Method)
 	if err != nil {
 		g.failed(w, r, p, ex, err)
 		return
 	}
+	defer release()
 	if head.hasStatus && head.status == http.StatusNotFound && fpmNotFound(ex.br) {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "FPM does not find the script: is document_root the docroot of the FPM hosts?",
 			slog.String("request_id", id),
@@ -194,7 +248,7 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 	resp.Close()
 	switch {
 	case backendErr == nil && clientErr == nil:
-		b.Done(nil)
+		b.Done(p.bal.StatusErr(head.status))
 	case clientErr != nil || errors.Is(backendErr, context.Canceled):
 		b.Done(backendErr) // nil or context.Canceled: the backend did its part
 		g.log.LogAttrs(ctx, slog.LevelDebug, "client went away",

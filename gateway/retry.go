@@ -6,8 +6,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/fcgigate/fcgigate/balancer"
 	"github.com/fcgigate/fcgigate/fastcgi"
@@ -17,40 +19,84 @@ import (
 // enforces; it sizes the list of backends tried without an allocation.
 const maxAttempts = 10
 
+// Errors of the attempt budget. They wrap context.DeadlineExceeded, so the
+// client gets 504.
+var (
+	errTryTimeout   = fmt.Errorf("gateway: no response header within try_timeout: %w", context.DeadlineExceeded)
+	errRetryTimeout = fmt.Errorf("gateway: no response header within retry_timeout: %w", context.DeadlineExceeded)
+)
+
 // roundTrip tries ex's request on up to MaxAttempts backends, each picked
 // among those not tried yet, until one answers with a valid CGI header,
 // which it parses into h. It returns the response, positioned at the start
-// of the body in ex.br, and its backend, on which the caller must call Done.
-// On error, every backend tried has had its Done, h holds only what it held
-// before, and nothing has been written to the client.
-func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *reqBody, h http.Header, rc *http.ResponseController, method string) (*fastcgi.Response, *balancer.Backend, cgiHead, error) {
+// of the body in ex.br, and its backend, on which the caller must call Done,
+// and a release func the caller must call when the request ends. On error,
+// every backend tried has had its Done, h holds only what it held before,
+// and nothing has been written to the client.
+//
+// TryTimeout and RetryTimeout bound only the wait for the response header:
+// their timers stop once a header is in, so they never cut a response body.
+func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *reqBody, h http.Header, rc *http.ResponseController, method string) (*fastcgi.Response, *balancer.Backend, cgiHead, func(), error) {
 	var avoid [maxAttempts]*balancer.Backend
 	tried := avoid[:0]
+	var cancels []context.CancelCauseFunc
+	var timers []*time.Timer
+	release := func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+		for _, c := range cancels {
+			c(nil)
+		}
+	}
+	// bound returns a child of parent that is cancelled with cause after d.
+	bound := func(parent context.Context, d time.Duration, cause error) context.Context {
+		c, cancel := context.WithCancelCause(parent)
+		cancels = append(cancels, cancel)
+		timers = append(timers, time.AfterFunc(d, func() { cancel(cause) }))
+		return c
+	}
+	if p.cfg.RetryTimeout > 0 {
+		ctx = bound(ctx, p.cfg.RetryTimeout, errRetryTimeout)
+	}
 	for attempt := 1; ; attempt++ {
-		b, err := p.bal.Pick(tried)
+		b, err := p.bal.Acquire(ctx, tried)
 		if err != nil {
-			return nil, nil, cgiHead{}, err
+			release()
+			return nil, nil, cgiHead{}, nil, budgetErr(ctx, err)
+		}
+		actx := ctx
+		if p.cfg.TryTimeout > 0 {
+			actx = bound(ctx, p.cfg.TryTimeout, errTryTimeout)
 		}
 		ex.backend = b.Addr()
 		ex.req.Body = nil
 		if body != nil {
 			ex.req.Body = body.reader()
 		}
-		resp, err := b.Value.(*fastcgi.Pool).Do(ctx, &ex.req)
+		resp, err := b.Value.(*fastcgi.Pool).Do(actx, &ex.req)
 		var head cgiHead
 		if err == nil {
 			ex.br.Reset(resp)
 			head, err = readCGIHeader(ex.br, h)
 			if err == nil {
-				return resp, b, head, nil
+				for _, t := range timers {
+					t.Stop() // the header is in: nothing may cut the body now
+				}
+				if context.Cause(actx) == nil {
+					return resp, b, head, release, nil
+				}
+				err = context.Cause(actx) // a timer fired as the header came
 			}
 			resetHeader(h)
 			body.abandon(rc)
 			resp.Close()
 		}
+		err = budgetErr(actx, err)
 		b.Done(verdict(err))
-		if attempt >= p.cfg.MaxAttempts || !retryable(err, method, body.resendable()) {
-			return nil, nil, cgiHead{}, err
+		if attempt >= p.cfg.MaxAttempts || errors.Is(err, errRetryTimeout) || !retryable(err, method, body.resendable()) {
+			release()
+			return nil, nil, cgiHead{}, nil, err
 		}
 		g.log.LogAttrs(ctx, slog.LevelWarn, "backend failed, retrying on another",
 			slog.String("request_id", ex.id),
@@ -60,6 +106,16 @@ func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *re
 			slog.Any("err", err))
 		tried = append(tried, b)
 	}
+}
+
+// budgetErr replaces the error of an attempt cut short by try_timeout or
+// retry_timeout (which the fastcgi client sees as a cancellation) with the
+// budget's own error.
+func budgetErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errTryTimeout) || errors.Is(cause, errRetryTimeout) {
+		return fmt.Errorf("%w (%v)", cause, err)
+	}
+	return err
 }
 
 // retryable reports whether an attempt that failed with err may be made
@@ -76,7 +132,9 @@ func retryable(err error, method string, resendable bool) bool {
 		errors.Is(err, context.Canceled),
 		errors.Is(err, errBadHeader),
 		errors.Is(err, fastcgi.ErrPoolClosed),
-		errors.Is(err, balancer.ErrNoBackend):
+		errors.Is(err, balancer.ErrNoBackend),
+		errors.Is(err, balancer.ErrQueueFull),
+		errors.Is(err, balancer.ErrQueueTimeout):
 		return false
 	case errors.As(err, &de),
 		errors.Is(err, fastcgi.ErrStaleConn),

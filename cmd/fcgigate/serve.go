@@ -19,6 +19,7 @@ import (
 
 	"github.com/fcgigate/fcgigate/config"
 	"github.com/fcgigate/fcgigate/gateway"
+	"github.com/fcgigate/fcgigate/health"
 )
 
 const serveHelp = `Usage: fcgigate serve -config FILE
@@ -67,7 +68,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("fcgigate serving", "addr", ln.Addr().String(), "version", version, "pools", poolsValue(cfg.Gateway.Pools))
 
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	probes := startProbers(probeCtx, cfg, gw, log)
 	err = gw.Serve(ctx, ln, cfg.DrainTimeout)
+	stopProbes()
+	probes.Wait()
 	stop() // so that its "stopping" line comes before ours
 	if err != nil {
 		log.Error("serve", "err", err)
@@ -79,6 +84,38 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// startProbers runs one health prober per pool that has [pool.health]
+// enabled, feeding its verdicts to the gateway's balancer. They stop when ctx
+// is done; the WaitGroup tells when they have.
+func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, log *slog.Logger) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, pc := range cfg.Gateway.Pools {
+		hc, ok := cfg.Health[pc.Name]
+		if !ok {
+			continue
+		}
+		pool := pc.Name
+		hc.Reporter = health.ReporterFunc(func(r health.Result) {
+			st := gateway.BackendState{Up: r.Up}
+			if r.Status != nil {
+				st.Penalty = r.Status.Penalty()
+				st.MaxConcurrent = r.Status.MaxConcurrent()
+			}
+			gw.SetBackendState(pool, r.Addr, st)
+		})
+		p := health.New(hc, log.With("pool", pool))
+		p.SetTargets(pc.Backends)
+		wg.Add(1)
+		go func() { // ends when ctx is done
+			defer wg.Done()
+			if err := p.Run(ctx); err != nil {
+				log.Error("health prober stopped", "pool", pool, "err", err)
+			}
+		}()
+	}
+	return &wg
 }
 
 // newLogger returns the process's logger, writing to w as configured; the
