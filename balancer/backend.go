@@ -22,10 +22,11 @@ type Backend struct {
 	// The fields that Pick reads come first, to share a cache line. Pick
 	// reads state and inflight for every backend, and the others only when
 	// a flag in state says so.
-	state    atomic.Uint64 // flag bits, weight and load penalty; see flagDown
-	inflight atomic.Int64  // requests counted by Pick or Acquire and not yet Done
-	limit    atomic.Int64  // max concurrent requests in force; 0 means none (flagLimited)
-	rampFrom atomic.Int64  // Unix ns when slow start began; read while flagRamp is set
+	state     atomic.Uint64 // flag bits, weight and load penalty; see flagDown
+	inflight  atomic.Int64  // requests counted by Pick or Acquire and not yet Done
+	successes atomic.Uint64 // requests that ended with the backend's answer
+	limit     atomic.Int64  // max concurrent requests in force; 0 means none (flagLimited)
+	rampFrom  atomic.Int64  // Unix ns when slow start began; read while flagRamp is set
 
 	addr string
 
@@ -86,7 +87,11 @@ func (b *Backend) SetHealthy(up bool) {
 	p := b.pool.Load()
 	if up {
 		if old := b.setFlags(0, flagDown); old&flagDown != 0 && p != nil {
-			b.startRamp(p, p.nowNano())
+			now := p.nowNano()
+			// The health check saw it recover: that ends an ejection
+			// for the failures it had while it was down.
+			p.endEjection(b, now)
+			b.startRamp(p, now)
 			p.kick()
 		}
 		return
@@ -165,10 +170,18 @@ func (b *Backend) Done(err error) {
 		return
 	}
 	o := outcomeOf(err)
+	if o == success {
+		b.successes.Add(1)
+	}
 	b.br.report(b, o)
 	p.observe(b, o)
 	p.kick()
 }
+
+// Successes returns how many requests on b ended with the backend's answer
+// since b was made. Comparing two readings tells whether b answered in
+// between, as a health check that timed out wants to know.
+func (b *Backend) Successes() uint64 { return b.successes.Load() }
 
 // outcome is what Done learned about the backend.
 type outcome uint8

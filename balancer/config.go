@@ -76,9 +76,11 @@ type Config struct {
 
 	// MaxQueue is how many requests may wait in the pool's queue for a
 	// backend below its MaxConcurrent; more fail at once with ErrQueueFull.
-	// Default 128: a short burst waits a few milliseconds rather than
-	// failing, while a pool that is overloaded for good turns excess
-	// requests away fast instead of holding thousands of client connections.
+	// Default 1024: a burst of a few hundred clients (a page that loads
+	// many PHP endpoints at once, a cache stampede) waits its turn rather
+	// than failing, while a pool that is overloaded for good still turns
+	// excess requests away instead of holding any number of client
+	// connections; QueueTimeout bounds the wait either way.
 	// Negative: no queue.
 	MaxQueue int
 
@@ -144,7 +146,7 @@ func DefaultConfig() Config {
 		BreakerWindow:              10 * time.Second,
 		BreakerOpenTime:            10 * time.Second,
 		BreakerHalfOpenRequests:    3,
-		MaxQueue:                   128,
+		MaxQueue:                   1024,
 		QueueTimeout:               5 * time.Second,
 		Outlier: OutlierConfig{
 			ConsecutiveFailures: 5,
@@ -192,8 +194,20 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// withDefaults returns c with its zero fields set to their defaults.
+// withDefaults returns c with its zero fields, Now included, set to their
+// defaults.
 func (c Config) withDefaults() Config {
+	c = c.Defaults()
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Defaults returns c with its zero fields set to their defaults, but for
+// Now and the hooks, which stay as they are: a config file shows its
+// defaults this way.
+func (c Config) Defaults() Config {
 	d := DefaultConfig()
 	set := func(v *int, def int) {
 		if *v == 0 {
@@ -219,8 +233,5 @@ func (c Config) withDefaults() Config {
 	setD(&c.Outlier.BaseEjection, d.Outlier.BaseEjection)
 	setD(&c.Outlier.MaxEjection, d.Outlier.MaxEjection)
 	set(&c.Outlier.MaxEjectedPercent, d.Outlier.MaxEjectedPercent)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 	return c
 }

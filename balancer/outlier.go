@@ -72,6 +72,17 @@ func (p *Pool) eject(b *Backend) bool {
 	return true
 }
 
+// endEjection ends b's ejection at now, if one is running. The ejection's
+// length is kept, so that a backend ejected again soon is out for longer.
+func (p *Pool) endEjection(b *Backend, now int64) {
+	p.ejectMu.Lock()
+	defer p.ejectMu.Unlock()
+	if b.out.until.Load() > now {
+		b.out.until.Store(now)
+		b.setFlags(0, flagEjected)
+	}
+}
+
 // maxEjected returns how many of n backends may be ejected at once: pct
 // percent of them, rounded down, but at least one of two or more.
 func maxEjected(n, pct int) int {

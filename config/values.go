@@ -342,6 +342,9 @@ func (b *builder) weights(path string, v any) map[string]int {
 		b.fail(path, "want a table of \"address\" = weight, got %s", typeOf(v))
 		return nil
 	}
+	if len(m) == 0 {
+		return nil
+	}
 	out := make(map[string]int, len(m))
 	for k, val := range m {
 		out[k] = b.count(path+"."+toml.Key{k}.String(), val)

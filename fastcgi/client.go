@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,6 +66,18 @@ type Conn struct {
 	rc      syscall.RawConn // for alive; nil if nc has none
 	peekOK  bool            // result of the last peek
 	peekFn  func(fd uintptr) bool
+
+	// full reports that the last read from nc filled the buffer it was
+	// given, so that more has probably arrived already; nonblock makes
+	// reads from nc return errWouldBlock instead of waiting. See
+	// buffered.
+	full, nonblock bool
+	// answering reports that some of the current answer has been read:
+	// a wait from then on is a wait in the middle of it. See connReader.
+	answering bool
+	// readErr is an error that a read with nonblock met, kept for the
+	// next ordinary read, since bufio drops the errors of Peek.
+	readErr error
 	broken  bool // not reusable: an error, an abort, or no FCGI_KEEP_CONN
 
 	// release, if set, is called once per request when its Response is
@@ -81,7 +95,8 @@ type Conn struct {
 // the connection open after each request (FCGI_KEEP_CONN), as a pool wants.
 func NewConn(nc net.Conn, keepConn bool) *Conn {
 	now := time.Now()
-	c := &Conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), keepConn: keepConn, created: now, lastUsed: now}
+	c := &Conn{nc: nc, keepConn: keepConn, created: now, lastUsed: now}
+	c.br = bufio.NewReaderSize((*connReader)(c), 16<<10)
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}
@@ -138,6 +153,7 @@ func (c *Conn) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	reused := c.requests > 0
 	c.requests++
+	c.answering = false
 	c.lastUsed = time.Now()
 	resp := &Response{c: c, req: req, reused: reused, ctx: ctx}
 	resp.stop = context.AfterFunc(ctx, func() {
@@ -220,6 +236,128 @@ func (c *Conn) read(timeout time.Duration, p []byte) (int, error) {
 	return c.br.Read(p)
 }
 
+// connReader is what c.br reads from: nc, noting whether each read filled
+// its buffer, or, with nonblock, only what has already arrived.
+//
+// A read in the middle of an answer first takes what is there without
+// waiting; only when nothing is does it acknowledge what has arrived (see
+// ackNow) and wait.
+type connReader Conn
+
+// errWouldBlock is what a read with nonblock returns when nothing has
+// arrived. It never leaves the package: bufio hands it back to buffered,
+// which drops it.
+var errWouldBlock = errors.New("fastcgi: nothing to read yet")
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	c := (*Conn)(cr)
+	if c.nonblock {
+		return c.readNow(p)
+	}
+	if err := c.readErr; err != nil {
+		c.readErr = nil
+		return 0, err
+	}
+	if c.answering && c.rc != nil {
+		if n, err := c.readNow(p); err == nil {
+			return n, nil
+		}
+		if err := c.readErr; err != nil {
+			c.readErr = nil
+			return 0, err
+		}
+		c.ackNow()
+	}
+	n, err := c.nc.Read(p)
+	c.full = n == len(p)
+	c.answering = c.answering || n > 0
+	return n, err
+}
+
+// readNow reads into p what has already arrived on the socket, without
+// waiting: errWouldBlock when nothing has. It keeps EOF or an error in
+// c.readErr for the next ordinary read, and returns errWouldBlock.
+func (c *Conn) readNow(p []byte) (int, error) {
+	if c.rc == nil || len(p) == 0 || c.readErr != nil {
+		return 0, errWouldBlock
+	}
+	n := 0
+	var err error
+	if rerr := c.rc.Read(func(fd uintptr) bool {
+		n, err = syscall.Read(int(fd), p)
+		return true // never wait
+	}); rerr != nil {
+		c.readErr = rerr // closed
+		return 0, errWouldBlock
+	}
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+	case err != nil:
+		c.readErr = os.NewSyscallError("read", err)
+	case n == 0:
+		c.readErr = io.EOF
+	default:
+		c.full = n == len(p)
+		c.answering = true
+		return n, nil
+	}
+	c.full = false
+	return 0, errWouldBlock
+}
+
+// tcpQuickAck is Linux's TCP_QUICKACK, which package syscall lacks on some
+// platforms.
+const tcpQuickAck = 0xc
+
+// ackNow acknowledges at once what has arrived, rather than after the
+// delayed-ACK timer (40 ms on Linux). PHP-FPM leaves Nagle's algorithm on:
+// it writes an answer in several pieces (its header, a large STDOUT
+// record, the last bytes, END_REQUEST), and holds back each small piece
+// until the previous ones are acknowledged, so without this the end of a
+// large answer would often wait for the timer. It costs a system call only
+// when a wait in the middle of an answer begins.
+func (c *Conn) ackNow() {
+	if runtime.GOOS != "linux" || c.rc == nil {
+		return
+	}
+	c.rc.Control(func(fd uintptr) {
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpQuickAck, 1)
+	})
+}
+
+// buffered returns how many bytes c.br holds, having first taken into it,
+// without waiting, what has arrived on the socket when it held fewer than
+// want and the last read had filled its buffer. A full read means that the
+// backend was faster than the reads: so a large answer is read in large
+// pieces, while one that PHP streams costs no extra read.
+func (c *Conn) buffered(want int) int {
+	if b := c.br.Buffered(); b >= want || !c.full {
+		return b
+	}
+	c.nonblock = true
+	c.br.Peek(want) // fills what it can; errWouldBlock is dropped
+	c.nonblock = false
+	return c.br.Buffered()
+}
+
+// readMore reads into p, without waiting, what has already arrived, when
+// c.br is empty and the last read filled its buffer. A p at least as large
+// as c.br's buffer is read into directly, as bufio would.
+func (c *Conn) readMore(p []byte) int {
+	if c.br.Buffered() > 0 || !c.full {
+		return 0
+	}
+	if len(p) >= c.br.Size() {
+		n, _ := c.readNow(p)
+		return n
+	}
+	if c.buffered(1) == 0 {
+		return 0
+	}
+	n, _ := c.br.Read(p)
+	return n
+}
+
 // refreshDeadline moves a deadline to now+timeout, unless it already lies
 // between now+7/8 timeout and now+timeout: so the timeout allowed for each
 // read or write is between 7/8 of the configured one and all of it, and a
@@ -291,7 +429,7 @@ func (r *Response) AppStatus() int { return r.appStatus }
 // flush to the next Read without holding back output while PHP works.
 func (r *Response) Buffered() bool {
 	if r.remain > 0 {
-		return r.c.br.Buffered() > 0
+		return r.c.buffered(1) > 0
 	}
 	h, ok := r.peekHeader()
 	return ok && (h.Type == typeStdout && h.ContentLength > 0 || h.Type == typeEndRequest)
@@ -301,7 +439,7 @@ func (r *Response) Buffered() bool {
 // padding still to skip.
 func (r *Response) peekHeader() (header, bool) {
 	var h header
-	if r.err != nil || r.c.br.Buffered() < r.pad+headerLen {
+	if r.err != nil || r.c.buffered(r.pad+headerLen) < r.pad+headerLen {
 		return h, false
 	}
 	b, err := r.c.br.Peek(r.pad + headerLen)
@@ -323,7 +461,7 @@ func (r *Response) Read(p []byte) (int, error) {
 	for n < len(p) {
 		if r.remain == 0 {
 			if r.pad > 0 {
-				if n > 0 && r.c.br.Buffered() < r.pad {
+				if n > 0 && r.c.buffered(r.pad) < r.pad {
 					break
 				}
 				if err := r.skipPad(); err != nil {
@@ -341,10 +479,17 @@ func (r *Response) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		want := p[n : n+min(r.remain, len(p)-n)]
 		if n > 0 && r.c.br.Buffered() == 0 {
-			break // more would mean waiting
+			k := r.c.readMore(want)
+			if k == 0 {
+				break // more would mean waiting
+			}
+			n += k
+			r.remain -= k
+			continue
 		}
-		k, err := r.c.read(r.req.ReadTimeout, p[n:n+min(r.remain, len(p)-n)])
+		k, err := r.c.read(r.req.ReadTimeout, want)
 		n += k
 		r.remain -= k
 		if err != nil {
@@ -656,12 +801,14 @@ func isReset(err error) bool {
 }
 
 // alive reports whether an idle connection still looks open: no data and no
-// EOF waiting on the socket. It peeks without blocking and without consuming.
-func (c *Conn) alive() bool {
-	if c.isClosed() || c.br.Buffered() > 0 {
+// EOF waiting on the socket. With peek it looks at the socket, without
+// blocking and without consuming; without, it only checks what the Conn
+// already knows.
+func (c *Conn) alive(peek bool) bool {
+	if c.isClosed() || c.br.Buffered() > 0 || c.readErr != nil {
 		return false
 	}
-	if c.rc == nil {
+	if c.rc == nil || !peek {
 		return true
 	}
 	c.peekOK = false

@@ -493,3 +493,78 @@ func TestMaxRequestsPerConn(t *testing.T) {
 		}
 	}
 }
+
+// fpmLike serves like PHP-FPM: workers goroutines each accept a connection
+// and serve its requests until the client closes it, so that a keep-alive
+// connection holds its worker even while idle.
+func fpmLike(t *testing.T, workers int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() { // stops when the listener is closed
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				rr := &recordReader{r: c}
+				for {
+					if _, _, _, err := readRequest(rr); err != nil {
+						break
+					}
+					c.Write(append(stdout("\r\nok"), end()...))
+				}
+				c.Close()
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// TestMoreClientsThanWorkers: eight clients, two FPM-like workers and no
+// MaxConns. Idle keep-alive connections must not hold the workers that new
+// connections wait for: every request is answered.
+func TestMoreClientsThanWorkers(t *testing.T) {
+	addr := fpmLike(t, 2)
+	p := NewPool(PoolConfig{Addr: addr})
+	defer p.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 50; j++ {
+				if _, err := get(t, p, &Request{ReadTimeout: 5 * time.Second}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

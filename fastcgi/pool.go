@@ -95,8 +95,15 @@ type Pool struct {
 	idle     []*Conn    // most recently used last
 	open     int        // connections dialled, or being dialled, and not yet closed
 	maxConns int        // cap on open; 0: none
-	waiters  []chan struct{}
-	closed   bool
+	// fresh counts new connections whose first request has no answer yet.
+	// While one waits, a connection handed back is closed, not kept idle:
+	// FPM binds a worker to each keep-alive connection, so an idle one
+	// can hold the worker that the new connection waits for in FPM's
+	// listen backlog. That breaks the deadlock of more connections than
+	// workers even before MaxConns is known.
+	fresh   int
+	waiters []chan struct{}
+	closed  bool
 }
 
 // NewPool returns a Pool for cfg.Addr.
@@ -130,6 +137,7 @@ func (p *Pool) Addr() string { return p.cfg.Addr }
 
 // PoolStats is a snapshot of a Pool.
 type PoolStats struct {
+	Fresh   int // new connections waiting for their first answer
 	Open    int // connections open, idle or in use
 	Idle    int // idle connections
 	Waiting int // requests waiting for a connection under MaxConns
@@ -140,7 +148,7 @@ type PoolStats struct {
 func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolStats{Open: p.open, Idle: len(p.idle), Waiting: len(p.waiters), Max: p.maxConns}
+	return PoolStats{Fresh: p.fresh, Open: p.open, Idle: len(p.idle), Waiting: len(p.waiters), Max: p.maxConns}
 }
 
 // Do sends req on an idle connection, or a new one. If a reused connection
@@ -153,11 +161,22 @@ func (p *Pool) Stats() PoolStats {
 // under MaxConns is ErrPoolBusy.
 func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	for {
-		c, err := p.get(ctx)
+		c, err := p.get(ctx, req.Body != nil)
 		if err != nil {
 			return nil, err
 		}
+		first := c.requests == 0
+		if first {
+			p.mu.Lock()
+			p.fresh++
+			p.mu.Unlock()
+		}
 		resp, err := c.Do(ctx, req)
+		if first {
+			p.mu.Lock()
+			p.fresh--
+			p.mu.Unlock()
+		}
 		if err != nil && errors.Is(err, ErrStaleConn) {
 			var se *staleError
 			if req.Body == nil {
@@ -177,9 +196,22 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 }
 
+// recentUse is how recently an idle connection must have carried a request
+// for get to reuse it without looking at its socket first.
+const recentUse = time.Second
+
 // get returns a live idle connection, or dials a new one, waiting under
 // MaxConns for one to be free.
-func (p *Pool) get(ctx context.Context) (*Conn, error) {
+//
+// An idle connection is checked for a close by the backend before reuse,
+// which costs a system call, unless it carried a request less than
+// recentUse ago and the request to send has no body (hasBody false): a
+// busy gateway reuses each connection many times a second, and the rare
+// one that FPM closed in between (pm.max_requests) fails before PHP sees
+// the request, which Do then sends again on another connection. A request
+// with a body is always checked, since its body cannot always be sent
+// again.
+func (p *Pool) get(ctx context.Context, hasBody bool) (*Conn, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -219,7 +251,7 @@ func (p *Pool) get(ctx context.Context) (*Conn, error) {
 		}
 		switch {
 		case c != nil:
-			if c.alive() {
+			if c.alive(hasBody || now.Sub(c.lastUsed) >= recentUse) {
 				return c, nil
 			}
 			c.Close()
@@ -290,7 +322,9 @@ func (p *Pool) put(c *Conn) {
 	}
 	c.lastUsed = p.cfg.Now()
 	p.mu.Lock()
-	if p.closed || len(p.idle) >= p.cfg.MaxIdle {
+	// Over MaxConns (lowered while it was in use), a connection is closed
+	// rather than kept: idle, it would still hold an FPM worker.
+	if p.closed || len(p.idle) >= p.cfg.MaxIdle || p.maxConns > 0 && p.open > p.maxConns || p.fresh > 0 {
 		p.mu.Unlock()
 		c.Close()
 		return

@@ -185,6 +185,7 @@ func (p PoolConfig) Defaults() PoolConfig {
 	if p.Balancer.MaxConcurrent == 0 {
 		p.Balancer.MaxConcurrent = p.MaxConns
 	}
+	p.Balancer = p.Balancer.Defaults()
 	return p
 }
 

@@ -25,16 +25,23 @@ type exchange struct {
 	params []fastcgi.Param
 	req    fastcgi.Request
 	br     *bufio.Reader // reads the response's STDOUT
-	buf    []byte        // copies the body; larger than br's buffer, so reads bypass it
+	// buf copies the body. It is larger than br's buffer, so reads bypass
+	// it, and holds a 64 KiB answer with room to spare, so that one that
+	// has arrived whole is sent in one write with a Content-Length.
+	buf []byte
 
 	stderr func([]byte) // logStderr, bound once per exchange
 }
+
+// copyBufSize is the size of exchange.buf: what one write to the client may
+// carry, and the largest answer that gets a Content-Length of the gateway's.
+const copyBufSize = 128 << 10
 
 var exchangePool = sync.Pool{New: func() any {
 	ex := &exchange{
 		params: make([]fastcgi.Param, 0, 64),
 		br:     bufio.NewReaderSize(nil, 8<<10),
-		buf:    make([]byte, 32<<10),
+		buf:    make([]byte, copyBufSize),
 	}
 	ex.stderr = ex.logStderr
 	return ex

@@ -41,6 +41,9 @@ type pool struct {
 	bal     *balancer.Pool
 	docRoot string          // DocumentRoot without a trailing slash
 	extra   []fastcgi.Param // cfg.Params, sorted by name
+
+	checkMu sync.Mutex // protects checked
+	checked map[*balancer.Backend]*checkState
 }
 
 // dialFunc makes a backend connection; tests replace net.Dialer with one.
@@ -117,6 +120,11 @@ func (g *Gateway) Close() error {
 // BackendState is what a health check learned of one backend.
 type BackendState struct {
 	Up bool
+	// TimedOut says the check connected but got no answer in time. FPM
+	// queues a check behind busy workers, so a backend that answered this
+	// gateway's own requests since the last check is saturated, not down:
+	// SetBackendState then keeps it up.
+	TimedOut bool
 	// Penalty is load the backend carries beyond this gateway's requests
 	// (FPM's listen queue, no idle worker), in requests.
 	Penalty int
@@ -124,8 +132,13 @@ type BackendState struct {
 	// total processes under pm = static); 0: unknown. Unless the pool's
 	// max_conns is set, it caps both the requests and the connections sent
 	// to the backend, so that requests wait in the gateway rather than in
-	// FPM's listen backlog.
+	// FPM's listen backlog. FPM's count can run high under load (its
+	// scoreboard counts some workers twice), never low: the lowest value
+	// seen since the backend last started is the one used.
 	MaxConcurrent int
+	// Started is when the backend's FPM started, if known; a new start
+	// time forgets the limit learned before.
+	Started time.Time
 }
 
 // SetBackendState applies a health verdict to the backend addr of pool. It
@@ -139,16 +152,63 @@ func (g *Gateway) SetBackendState(pool, addr string, st BackendState) bool {
 			if b.Addr() != addr {
 				continue
 			}
+			answered, limit := p.learn(b, st)
+			if !st.Up && st.TimedOut && answered {
+				g.log.Debug("health check timed out, but the backend answers requests: saturated, kept up",
+					"pool", pool, "backend", addr)
+				st.Up = true
+			}
 			b.SetHealthy(st.Up)
 			b.SetLoadPenalty(st.Penalty)
-			if st.MaxConcurrent > 0 && p.cfg.MaxConns == 0 {
-				b.SetMaxConcurrent(st.MaxConcurrent)
-				b.Value.(*fastcgi.Pool).SetMaxConns(st.MaxConcurrent)
+			if limit > 0 && p.cfg.MaxConns == 0 {
+				b.SetMaxConcurrent(limit)
+				b.Value.(*fastcgi.Pool).SetMaxConns(limit)
 			}
 			return true
 		}
 	}
 	return false
+}
+
+// checkState is what the health reports so far said of one backend.
+type checkState struct {
+	successes uint64    // b.Successes() at the last report
+	started   time.Time // the FPM start time last reported
+	limit     int       // lowest MaxConcurrent reported since then
+}
+
+// learn records a health report on b. It returns whether b answered a
+// request since the previous report, and the concurrency limit learned.
+func (p *pool) learn(b *balancer.Backend, st BackendState) (answered bool, limit int) {
+	n := b.Successes()
+	p.checkMu.Lock()
+	defer p.checkMu.Unlock()
+	if p.checked == nil {
+		p.checked = map[*balancer.Backend]*checkState{}
+	}
+	cs, seen := p.checked[b]
+	if !seen {
+		cs = &checkState{}
+		p.checked[b] = cs
+	}
+	answered = seen && n > cs.successes
+	cs.successes = n
+	if !st.Started.IsZero() && !st.Started.Equal(cs.started) {
+		cs.started, cs.limit = st.Started, 0 // restarted: learn afresh
+	}
+	if st.MaxConcurrent > 0 && (cs.limit == 0 || st.MaxConcurrent < cs.limit) {
+		cs.limit = st.MaxConcurrent
+	}
+	return answered, cs.limit
+}
+
+// Queued returns the number of requests waiting in the pools' queues.
+func (g *Gateway) Queued() int {
+	n := 0
+	for _, p := range g.pools {
+		n += p.bal.Queued()
+	}
+	return n
 }
 
 // PoolStats returns a snapshot of each pool's backends, by pool name.
@@ -211,10 +271,8 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
 		body.stream.cancel = cancel
-		// The backend reads the body while the response comes back;
-		// without this, net/http would discard what is left of it
-		// when the response starts.
-		rc.EnableFullDuplex()
+		// roundTrip turns on full duplex when it hands the body to a
+		// backend: the backend reads it while the response comes back.
 	}
 
 	ex := getExchange(g.log, id)
@@ -232,6 +290,11 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 
 	resp, b, head, release, err := g.roundTrip(ctx, p, ex, body, w.Header(), rc, r.Method)
 	if err != nil {
+		if body.streaming() {
+			// Part of the body is still unread: the connection cannot
+			// carry another request.
+			w.Header()["Connection"] = []string{"close"}
+		}
 		g.failed(w, r, p, ex, err)
 		return
 	}

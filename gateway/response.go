@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/fcgigate/fcgigate/fastcgi"
 )
@@ -174,20 +175,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rc *http.Respons
 			w, rc = raw, http.NewResponseController(raw)
 		}
 	}
-	w.WriteHeader(head.status)
 	if !bodyAllowed(r.Method, head.status) {
+		w.WriteHeader(head.status)
 		// Drain what PHP wrote anyway, so that its STDERR is logged and
 		// the connection can carry another request.
 		_, backendErr = io.Copy(io.Discard, ex.br)
 	} else {
-		if ex.br.Buffered() == 0 && !resp.Buffered() {
-			// PHP flushed its header before any body: so does the
-			// gateway.
-			clientErr = flush(rc)
-		}
-		if clientErr == nil {
-			backendErr, clientErr = copyBody(w, rc, ex.br, resp, ex.buf)
-		}
+		backendErr, clientErr = copyBody(w, rc, ex.br, resp, ex.buf, head.status)
 	}
 	if raw != nil {
 		if backendErr == nil && clientErr == nil {
@@ -198,12 +192,36 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rc *http.Respons
 	return backendErr, clientErr
 }
 
-// copyBody copies the body from br to w, flushing whenever nothing more is
-// buffered on the way from the backend, so that output PHP flushed reaches
-// the client at once while a fast stream is sent in large writes.
-func copyBody(w http.ResponseWriter, rc *http.ResponseController, br *bufio.Reader, resp *fastcgi.Response, buf []byte) (backendErr, clientErr error) {
+// copyBody sends the status and copies the body from br to w. Each round
+// waits for the first bytes that are not there yet, then takes whatever else
+// has already arrived, up to len(buf), and writes it in one piece; it
+// flushes whenever nothing more is on its way from the backend, so that
+// output PHP flushed reaches the client at once while a fast stream is sent
+// in large writes. It never waits for more data to write what it has.
+//
+// An answer that has arrived whole by the end of the first round, and gave
+// no Content-Length, gets one: it is sent in one write, not chunked.
+func copyBody(w http.ResponseWriter, rc *http.ResponseController, br *bufio.Reader, resp *fastcgi.Response, buf []byte, status int) (backendErr, clientErr error) {
+	wroteHeader := false
+	if !arrived(br, resp) {
+		// PHP flushed its header before any body: so does the gateway.
+		w.WriteHeader(status)
+		wroteHeader = true
+		if err := flush(rc); err != nil {
+			return nil, err
+		}
+	}
 	for {
-		n, err := br.Read(buf)
+		n, err := readArrived(br, resp, buf)
+		if !wroteHeader {
+			if err == io.EOF {
+				if h := w.Header(); h["Content-Length"] == nil {
+					h["Content-Length"] = []string{strconv.Itoa(n)}
+				}
+			}
+			w.WriteHeader(status)
+			wroteHeader = true
+		}
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				if errors.Is(werr, http.ErrContentLength) {
@@ -212,7 +230,7 @@ func copyBody(w http.ResponseWriter, rc *http.ResponseController, br *bufio.Read
 				}
 				return nil, werr
 			}
-			if br.Buffered() == 0 && !resp.Buffered() {
+			if err != io.EOF && !arrived(br, resp) {
 				if ferr := flush(rc); ferr != nil {
 					return nil, ferr
 				}
@@ -225,6 +243,24 @@ func copyBody(w http.ResponseWriter, rc *http.ResponseController, br *bufio.Read
 			return err, nil
 		}
 	}
+}
+
+// arrived reports whether more of the body, or its end, has already
+// arrived, so that reading it does not wait for PHP.
+func arrived(br *bufio.Reader, resp *fastcgi.Response) bool {
+	return br.Buffered() > 0 || resp.Buffered()
+}
+
+// readArrived reads into buf: it waits until some of the body is there,
+// then reads on while more has already arrived and buf has room.
+func readArrived(br *bufio.Reader, resp *fastcgi.Response, buf []byte) (int, error) {
+	n, err := br.Read(buf)
+	for err == nil && n < len(buf) && arrived(br, resp) {
+		var k int
+		k, err = br.Read(buf[n:])
+		n += k
+	}
+	return n, err
 }
 
 // flush flushes rc, if its writer can be flushed.

@@ -39,6 +39,7 @@ var (
 func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *reqBody, h http.Header, rc *http.ResponseController, method string) (*fastcgi.Response, *balancer.Backend, cgiHead, func(), error) {
 	var avoid [maxAttempts]*balancer.Backend
 	tried := avoid[:0]
+	duplex := false
 	var cancels []context.CancelCauseFunc
 	var timers []*time.Timer
 	release := func() {
@@ -73,6 +74,13 @@ func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *re
 		ex.req.Body = nil
 		if body != nil {
 			ex.req.Body = body.reader()
+			if body.stream != nil && !duplex {
+				// The backend reads the body while the response comes
+				// back; without this, net/http would discard what is
+				// left of it when the response starts.
+				rc.EnableFullDuplex()
+				duplex = true
+			}
 		}
 		resp, err := b.Value.(*fastcgi.Pool).Do(actx, &ex.req)
 		var head cgiHead

@@ -144,8 +144,13 @@ func (s FPMStatus) Penalty() int {
 // processes with pm = static. It returns 0 (unknown: leave the limit unset)
 // with pm = dynamic or ondemand, where the total is only how many workers
 // run now and pm.max_children, which FPM does not report, may be higher.
+//
+// It also returns 0 unless the pool was at rest when it answered (no other
+// worker busy, nothing queued): under load FPM 8.2's scoreboard counts
+// workers more than once (we saw "total processes: 55" from a pool of 4),
+// while at rest its count is exact. Readings under load are no guide.
 func (s FPMStatus) MaxConcurrent() int {
-	if s.ProcessManager == "static" {
+	if s.ProcessManager == "static" && s.ActiveProcesses <= 1 && s.ListenQueue == 0 && s.TotalProcesses <= s.IdleProcesses+1 {
 		return s.TotalProcesses
 	}
 	return 0

@@ -66,6 +66,15 @@ type Result struct {
 // OK reports whether the probe succeeded.
 func (r Result) OK() bool { return r.Err == nil }
 
+// TimedOut reports a probe that connected but got no answer in time. FPM
+// queues a probe behind busy workers like any request, so this is what a
+// saturated but working backend looks like as much as a hung one: a caller
+// with live traffic of its own can tell the two apart.
+func (r Result) TimedOut() bool {
+	var pe *ProbeError
+	return errors.As(r.Err, &pe) && pe.Reason == "timeout"
+}
+
 // TargetState is what the Prober knows of one target.
 type TargetState struct {
 	Addr string

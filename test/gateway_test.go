@@ -44,6 +44,13 @@ type testGateway struct {
 // startGateway serves cfg on host (a 127.x address) until the test ends.
 func startGateway(t *testing.T, host string, cfg gateway.Config) *testGateway {
 	t.Helper()
+	gw, _ := startGatewayG(t, host, cfg)
+	return gw
+}
+
+// startGatewayG is startGateway that also returns the Gateway.
+func startGatewayG(t *testing.T, host string, cfg gateway.Config) (*testGateway, *gateway.Gateway) {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -69,7 +76,7 @@ func startGateway(t *testing.T, host string, cfg gateway.Config) *testGateway {
 			t.Logf("gateway log:\n%s", logs.String())
 		}
 	})
-	return &testGateway{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), Logs: logs}
+	return &testGateway{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), Logs: logs}, g
 }
 
 // phpPool is a pool config for the test docroot with the given backends.

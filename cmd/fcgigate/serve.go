@@ -98,10 +98,11 @@ func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, lo
 		}
 		pool := pc.Name
 		hc.Reporter = health.ReporterFunc(func(r health.Result) {
-			st := gateway.BackendState{Up: r.Up}
+			st := gateway.BackendState{Up: r.Up, TimedOut: r.TimedOut()}
 			if r.Status != nil {
 				st.Penalty = r.Status.Penalty()
 				st.MaxConcurrent = r.Status.MaxConcurrent()
+				st.Started = r.Status.StartTime
 			}
 			gw.SetBackendState(pool, r.Addr, st)
 		})
