@@ -54,8 +54,8 @@ type Conn struct {
 	keepConn bool // ask the backend to keep the connection after a request
 
 	created  time.Time
-	lastUsed time.Time
-	requests int // requests started on this connection
+	lastUsed time.Time // when a Pool last took it back; set by the Pool
+	requests int       // requests started on this connection
 
 	readDeadline, writeDeadline time.Time // as last set on nc
 
@@ -80,6 +80,14 @@ type Conn struct {
 	readErr error
 	broken  bool // not reusable: an error, an abort, or no FCGI_KEEP_CONN
 
+	// watch is the context watch of each request: it closes the
+	// connection, which ends any pending read or write, and sets
+	// cancelled. Made once, so that a request does not allocate it. A
+	// connection whose watch ran is never reused, so cancelled is the
+	// current request's.
+	watch     func()
+	cancelled atomic.Bool
+
 	// release, if set, is called once per request when its Response is
 	// closed; a Pool uses it to take the connection back.
 	release func(*Conn)
@@ -101,6 +109,10 @@ func NewConn(nc net.Conn, keepConn bool) *Conn {
 		c.rc, _ = sc.SyscallConn()
 	}
 	c.peekFn = c.peek
+	c.watch = func() {
+		c.cancelled.Store(true)
+		c.Close()
+	}
 	return c
 }
 
@@ -154,12 +166,9 @@ func (c *Conn) Do(ctx context.Context, req *Request) (*Response, error) {
 	reused := c.requests > 0
 	c.requests++
 	c.answering = false
-	c.lastUsed = time.Now()
 	resp := &Response{c: c, req: req, reused: reused, ctx: ctx}
-	resp.stop = context.AfterFunc(ctx, func() {
-		resp.cancelled.Store(true)
-		c.Close()
-	})
+	c.cancelled.Store(false)
+	resp.stop = context.AfterFunc(ctx, c.watch)
 
 	if err := c.writeHead(req); err != nil {
 		c.broken = true
@@ -400,11 +409,10 @@ type Response struct {
 	stop   func() bool // stops the context watch
 
 	ctx       context.Context
-	cancelled atomic.Bool // the context watch closed the connection
-	gotAny    bool        // a record of the answer arrived
-	remain    int         // STDOUT content left in the current record
-	pad       int         // padding left after it
-	ended     bool        // END_REQUEST seen
+	gotAny    bool // a record of the answer arrived
+	remain    int  // STDOUT content left in the current record
+	pad       int  // padding left after it
+	ended     bool // END_REQUEST seen
 	err       error
 	appStatus int
 
@@ -636,7 +644,7 @@ func (r *Response) fail(err error) {
 // aborted reports a request whose context ended: its errors are the
 // context's, not the backend's. A context cancelled by the body reader
 // (the client went away) counts even before the watch has run.
-func (r *Response) aborted() bool { return r.cancelled.Load() || r.ctx.Err() != nil }
+func (r *Response) aborted() bool { return r.c.cancelled.Load() || r.ctx.Err() != nil }
 
 // wrapErr names the operation and, when the context was cancelled, says so.
 func (r *Response) wrapErr(op string, err error) error {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -95,13 +96,14 @@ type Pool struct {
 	idle     []*Conn    // most recently used last
 	open     int        // connections dialled, or being dialled, and not yet closed
 	maxConns int        // cap on open; 0: none
-	// fresh counts new connections whose first request has no answer yet.
-	// While one waits, a connection handed back is closed, not kept idle:
-	// FPM binds a worker to each keep-alive connection, so an idle one
-	// can hold the worker that the new connection waits for in FPM's
-	// listen backlog. That breaks the deadlock of more connections than
-	// workers even before MaxConns is known.
-	fresh   int
+	// fresh holds when each new connection whose first request has no
+	// answer yet sent it. While one has waited stuckAfter, a connection
+	// handed back is closed, not kept idle: FPM binds a worker to each
+	// keep-alive connection, so an idle one can hold the worker that the
+	// new connection waits for in FPM's listen backlog. That breaks the
+	// deadlock of more connections than workers even before MaxConns is
+	// known.
+	fresh   []time.Time
 	waiters []chan struct{}
 	closed  bool
 }
@@ -148,7 +150,7 @@ type PoolStats struct {
 func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolStats{Fresh: p.fresh, Open: p.open, Idle: len(p.idle), Waiting: len(p.waiters), Max: p.maxConns}
+	return PoolStats{Fresh: len(p.fresh), Open: p.open, Idle: len(p.idle), Waiting: len(p.waiters), Max: p.maxConns}
 }
 
 // Do sends req on an idle connection, or a new one. If a reused connection
@@ -166,15 +168,23 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 			return nil, err
 		}
 		first := c.requests == 0
+		var since time.Time
+		var stuck *time.Timer
 		if first {
+			since = p.cfg.Now()
 			p.mu.Lock()
-			p.fresh++
+			p.fresh = append(p.fresh, since)
 			p.mu.Unlock()
+			// Runs once, on its own goroutine, unless stopped first.
+			stuck = time.AfterFunc(stuckAfter, p.CloseIdle)
 		}
 		resp, err := c.Do(ctx, req)
 		if first {
+			stuck.Stop()
 			p.mu.Lock()
-			p.fresh--
+			if i := slices.Index(p.fresh, since); i >= 0 {
+				p.fresh = slices.Delete(p.fresh, i, i+1)
+			}
 			p.mu.Unlock()
 		}
 		if err != nil && errors.Is(err, ErrStaleConn) {
@@ -314,17 +324,38 @@ func (p *Pool) closedOne() {
 	p.mu.Unlock()
 }
 
+// stuckAfter is how long a new connection waits for its first answer
+// before the pool takes it for stuck in FPM's listen backlog behind idle
+// connections (see Pool.fresh): then the idle connections are closed, and
+// those handed back until it has its answer. FPM answers a new connection in well under
+// a millisecond when a worker is free; a shorter wait would have a busy
+// gateway close the connections it hands back whenever it opens one more
+// to keep up, which opens more, and so on: a connection per request.
+const stuckAfter = 20 * time.Millisecond
+
+// stuckLocked reports whether a new connection has waited stuckAfter for
+// its first answer.
+func (p *Pool) stuckLocked(now time.Time) bool {
+	for _, t := range p.fresh {
+		if now.Sub(t) >= stuckAfter {
+			return true
+		}
+	}
+	return false
+}
+
 // put takes back a connection whose response is closed.
 func (p *Pool) put(c *Conn) {
 	if !c.Reusable() || (p.cfg.MaxRequestsPerConn > 0 && c.requests >= p.cfg.MaxRequestsPerConn) {
 		c.Close()
 		return
 	}
-	c.lastUsed = p.cfg.Now()
+	now := p.cfg.Now()
+	c.lastUsed = now
 	p.mu.Lock()
 	// Over MaxConns (lowered while it was in use), a connection is closed
 	// rather than kept: idle, it would still hold an FPM worker.
-	if p.closed || len(p.idle) >= p.cfg.MaxIdle || p.maxConns > 0 && p.open > p.maxConns || p.fresh > 0 {
+	if p.closed || len(p.idle) >= p.cfg.MaxIdle || p.maxConns > 0 && p.open > p.maxConns || p.stuckLocked(now) {
 		p.mu.Unlock()
 		c.Close()
 		return

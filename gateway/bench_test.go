@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -53,9 +54,16 @@ func fastFake(b *testing.B, out []byte) string {
 
 // BenchmarkServeHTTP measures one GET through the whole handler, against a
 // backend on loopback; allocations are the gateway's and the fastcgi
-// client's.
+// client's. The sizes are those of `fcgilab bench`: a tiny answer, where
+// per-request overhead shows, and 64 KiB, where copying does.
 func BenchmarkServeHTTP(b *testing.B) {
-	out := append(stdout("Content-type: text/html; charset=UTF-8\r\nX-Powered-By: PHP/8.2\r\n\r\n<html>hello</html>"), endRequest(0)...)
+	b.Run("tiny", func(b *testing.B) { benchmarkServeHTTP(b, len("<html>hello</html>")) })
+	b.Run("64KiB", func(b *testing.B) { benchmarkServeHTTP(b, 64<<10) })
+}
+
+func benchmarkServeHTTP(b *testing.B, size int) {
+	body := strings.Repeat("x", size)
+	out := append(stdout("Content-type: text/html; charset=UTF-8\r\nX-Powered-By: PHP/8.2\r\n\r\n"+body), endRequest(0)...)
 	addr := fastFake(b, out)
 	g, err := New(Config{Pools: []PoolConfig{testPool(addr)}}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -67,11 +75,12 @@ func BenchmarkServeHTTP(b *testing.B) {
 	req.Header.Set("User-Agent", "Mozilla/5.0")
 	req.Header.Set("Cookie", "session=abc")
 	b.ReportAllocs()
+	b.SetBytes(int64(size))
 	for b.Loop() {
 		w := httptest.NewRecorder()
 		g.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatal(w.Code, w.Body.String())
+		if w.Code != http.StatusOK || w.Body.Len() != size {
+			b.Fatal(w.Code, w.Body.Len())
 		}
 	}
 }
