@@ -43,17 +43,19 @@ func TestSlowStartPick(t *testing.T) {
 	p, bs, clk := newTestPool(t, Config{SlowStart: 30 * time.Second}, 1)
 	nb := NewBackend("127.0.0.9:9000")
 	p.Set([]*Backend{bs[0], nb})
-	bs[0].inflight.Store(8) // 9/1 against 1/0.1
+	nb.inflight.Store(1)
+	bs[0].inflight.Store(8) // 8/1 against 1/0.1
 	if got, _ := p.Pick(nil); got != bs[0] {
 		t.Fatal("ramping backend picked over a less loaded one")
 	}
-	bs[0].inflight.Store(10) // 11/1 against 1/0.1
+	bs[0].inflight.Store(11) // 11/1 against 1/0.1
+	nb.inflight.Store(1)
 	if got, _ := p.Pick(nil); got != nb {
 		t.Fatal("ramping backend not picked when the other is more loaded")
 	}
 	clk.Advance(30 * time.Second)
-	bs[0].inflight.Store(1) // after the ramp: 2/1 against 1/1
-	nb.inflight.Store(0)
+	bs[0].inflight.Store(2) // after the ramp: 2/1 against 1/1
+	nb.inflight.Store(1)
 	if got, _ := p.Pick(nil); got != nb {
 		t.Fatal("backend at full weight not picked")
 	}

@@ -267,7 +267,7 @@ func TestFPMBusy(t *testing.T) {
 		st = h.step(t, f.Addr).Status
 		return st != nil && st.Busy() == 2 && st.TotalProcesses == 3
 	})
-	if st.IdleProcesses != 0 || st.Penalty() != 1 || st.MaxConcurrent() != 0 {
+	if st.IdleProcesses != 0 || st.Penalty() != 0 || st.MaxConcurrent() != 0 {
 		t.Fatalf("status of a busy backend: %+v (penalty %d)", *st, st.Penalty())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -129,15 +128,11 @@ func (s FPMStatus) Busy() int { return max(s.ActiveProcesses-1, 0) }
 // Penalty returns the backend's load as extra requests in flight, for a
 // least-in-flight balancer to add to its own count of the backend so that a
 // loaded backend gets less traffic: one for each connection waiting in the
-// listen queue, plus one when no worker besides the probe's was idle. It is
-// 0 for a backend with a spare worker and nothing queued.
-func (s FPMStatus) Penalty() int {
-	p := s.ListenQueue
-	if s.IdleProcesses == 0 && p < math.MaxInt {
-		p++
-	}
-	return p
-}
+// listen queue, which FPM reads from the kernel. The idle and active counts
+// are left out: under load FPM 8.2's scoreboard over-counts active workers
+// (a pool of 4 reported 54 active), so "no idle worker" shows up at random
+// and would steer traffic at random.
+func (s FPMStatus) Penalty() int { return max(s.ListenQueue, 0) }
 
 // MaxConcurrent returns how many requests the backend can run at once,
 // for the default concurrency limit of its balancer backend: the total

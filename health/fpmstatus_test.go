@@ -104,12 +104,12 @@ func TestFPMStatusLoad(t *testing.T) {
 		{"idle static", FPMStatus{ProcessManager: "static", IdleProcesses: 3, ActiveProcesses: 1, TotalProcesses: 4}, 0, 0, 4},
 		// Under load the scoreboard's total is no guide: limit unknown.
 		{"one spare", FPMStatus{ProcessManager: "static", IdleProcesses: 1, ActiveProcesses: 3, TotalProcesses: 4}, 2, 0, 0},
-		{"no idle worker", FPMStatus{ProcessManager: "static", IdleProcesses: 0, ActiveProcesses: 4, TotalProcesses: 4}, 3, 1, 0},
-		{"queue", FPMStatus{ProcessManager: "static", ListenQueue: 5, IdleProcesses: 0, ActiveProcesses: 4, TotalProcesses: 4}, 3, 6, 0},
+		{"no idle worker", FPMStatus{ProcessManager: "static", IdleProcesses: 0, ActiveProcesses: 4, TotalProcesses: 4}, 3, 0, 0},
+		{"queue", FPMStatus{ProcessManager: "static", ListenQueue: 5, IdleProcesses: 0, ActiveProcesses: 4, TotalProcesses: 4}, 3, 5, 0},
 		{"miscounted under load", FPMStatus{ProcessManager: "static", IdleProcesses: 1, ActiveProcesses: 54, TotalProcesses: 55}, 53, 0, 0},
 		{"dynamic: limit unknown", FPMStatus{ProcessManager: "dynamic", IdleProcesses: 1, ActiveProcesses: 1, TotalProcesses: 2}, 0, 0, 0},
-		{"ondemand, no workers", FPMStatus{ProcessManager: "ondemand"}, 0, 1, 0},
-		{"zero", FPMStatus{}, 0, 1, 0},
+		{"ondemand, no workers", FPMStatus{ProcessManager: "ondemand"}, 0, 0, 0},
+		{"zero", FPMStatus{}, 0, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -502,7 +502,7 @@ func TestStatusLoad(t *testing.T) {
 	f.setMode("status busy")
 	h := startProber(t, manualConfig(), f.addr)
 	r := h.step(t, f.addr)
-	if r.Status == nil || r.Status.Penalty() != 4 || r.Status.MaxConcurrent() != 0 || r.Status.Busy() != 3 {
+	if r.Status == nil || r.Status.Penalty() != 3 || r.Status.MaxConcurrent() != 0 || r.Status.Busy() != 3 {
 		t.Fatalf("status = %+v", r.Status)
 	}
 }
