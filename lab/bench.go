@@ -41,8 +41,19 @@ var DefaultCases = []Case{
 	{Name: "64KiB", Path: "/size.php?bytes=65536", Bytes: 65536},
 }
 
+// ScenarioSlowPool puts three php-fpm pools behind each proxy, one of them
+// ten times slower than the others (20 ms a request against 2 ms), to
+// compare fcgigate's balancing with nginx's least_conn.
+const ScenarioSlowPool = "slowpool"
+
+// SlowPoolCase is the request of the slow-pool scenario: whoami.php sleeps
+// 2 ms, plus the pool's WORK_MS, and prints "unnamed".
+var SlowPoolCase = Case{Name: "slowpool", Path: "/whoami.php?ms=2", Bytes: len("unnamed")}
+
 // BenchConfig configures RunBench. Zero fields take the defaults given.
 type BenchConfig struct {
+	// Scenario is "" (one pool) or ScenarioSlowPool.
+	Scenario string
 	// Repo is the repository root; the docroot is Repo/test/php. Required.
 	Repo string
 	// Gateway is the fcgigate binary. Empty: see GatewayBinary.
@@ -93,6 +104,9 @@ func (c *BenchConfig) setDefaults() {
 	}
 	if len(c.Cases) == 0 {
 		c.Cases = DefaultCases
+		if c.Scenario == ScenarioSlowPool {
+			c.Cases = []Case{SlowPoolCase}
+		}
 	}
 	if c.Rounds <= 0 {
 		c.Rounds = 3
@@ -179,21 +193,34 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 	}()
 
 	rep = &Report{Started: time.Now(), Env: benchEnv(cfg)}
-	fpmDir, err := sub("php-fpm")
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+	// One pool, or with ScenarioSlowPool three on 127.0.0.2-4, the last
+	// ten times slower.
+	pools := []map[string]string{nil}
+	if cfg.Scenario == ScenarioSlowPool {
+		pools = []map[string]string{nil, nil, {"WORK_MS": "18"}}
 	}
-	fpmAddr, err := freePort("127.0.0.2")
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+	var fpms []*FPM
+	var backends []string
+	for i, env := range pools {
+		fpmDir, err := sub(fmt.Sprintf("php-fpm%d", i+1))
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		fpmAddr, err := freePort(fmt.Sprintf("127.0.0.%d", i+2))
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		f, err := StartFPM(ctx, FPMOptions{Addr: fpmAddr, DocRoot: docroot, Dir: fpmDir,
+			Templates: TemplatesDir(cfg.Repo), MaxChildren: cfg.FPMChildren, Env: env})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		stops = append(stops, f.Stop)
+		fpms = append(fpms, f)
+		backends = append(backends, f.Addr)
+		logf("php-fpm %s pid %d, pm.max_children %d, env %v", f.Addr, f.PID(), cfg.FPMChildren, env)
 	}
-	fpm, err := StartFPM(ctx, FPMOptions{Addr: fpmAddr, DocRoot: docroot, Dir: fpmDir,
-		Templates: TemplatesDir(cfg.Repo), MaxChildren: cfg.FPMChildren})
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	stops = append(stops, fpm.Stop)
-	logf("php-fpm %s pid %d, pm.max_children %d", fpm.Addr, fpm.PID(), cfg.FPMChildren)
+	fpm := fpms[0]
 
 	var targets []Target
 	for _, name := range cfg.Proxies {
@@ -201,7 +228,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
-		t, stop, err := startProxy(ctx, name, cfg, dir, fpm.Addr, docroot, rep)
+		t, stop, err := startProxy(ctx, name, cfg, dir, backends, docroot, rep)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -236,14 +263,14 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 
 // startProxy starts the proxy called name in front of fpmAddr and returns
 // it as a Target with the function that stops it.
-func startProxy(ctx context.Context, name string, cfg BenchConfig, dir, fpmAddr, docroot string, rep *Report) (Target, func() error, error) {
+func startProxy(ctx context.Context, name string, cfg BenchConfig, dir string, backends []string, docroot string, rep *Report) (Target, func() error, error) {
 	switch name {
 	case ProxyNginx:
 		listen, err := freePort("127.0.0.1")
 		if err != nil {
 			return Target{}, nil, err
 		}
-		n, err := StartNginx(ctx, NginxOptions{Listen: listen, Upstream: fpmAddr, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo),
+		n, err := StartNginx(ctx, NginxOptions{Listen: listen, Upstreams: backends, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo),
 			Workers: cfg.NginxWorkers, Keepalive: max(cfg.NginxKeepalive, 0)})
 		if err != nil {
 			return Target{}, nil, err
@@ -266,7 +293,7 @@ func startProxy(ctx context.Context, name string, cfg BenchConfig, dir, fpmAddr,
 		if err != nil {
 			return Target{}, nil, err
 		}
-		g, err := StartGateway(ctx, GatewayOptions{Binary: bin, Listen: listen, Backends: []string{fpmAddr}, DocRoot: docroot,
+		g, err := StartGateway(ctx, GatewayOptions{Binary: bin, Listen: listen, Backends: backends, DocRoot: docroot,
 			Dir: dir, Templates: TemplatesDir(cfg.Repo)})
 		if err != nil {
 			return Target{}, nil, err

@@ -30,6 +30,9 @@ type FPMOptions struct {
 	// it while it stays open (keep-alive), so a proxy that holds more
 	// connections than this makes the rest wait in the accept queue.
 	MaxChildren int
+	// Env sets environment variables of the workers (env[NAME] = value):
+	// the slow-pool scenario makes one pool slow with WORK_MS.
+	Env map[string]string
 }
 
 // FPM is a running php-fpm master started by StartFPM.

@@ -17,8 +17,12 @@ import (
 type NginxOptions struct {
 	// Listen is the HTTP address, "127.0.0.x:port". Required.
 	Listen string
-	// Upstream is the FastCGI backend, "127.0.0.x:port". Required.
+	// Upstream is the FastCGI backend, "127.0.0.x:port". Required unless
+	// Upstreams is set.
 	Upstream string
+	// Upstreams, if set, are several backends instead of Upstream,
+	// balanced by least_conn.
+	Upstreams []string
 	// DocRoot is $document_root, as the FPM host sees it. Required.
 	DocRoot string
 	// Dir receives nginx.conf, the pid file, the error log and the temp
@@ -34,6 +38,14 @@ type NginxOptions struct {
 	// per worker, with fastcgi_keep_conn on. 0 turns keep-alive off: a new
 	// connection per request, which FPM closes after answering.
 	Keepalive int
+}
+
+// Servers returns the upstream's servers: Upstreams, or Upstream alone.
+func (o NginxOptions) Servers() []string {
+	if len(o.Upstreams) > 0 {
+		return o.Upstreams
+	}
+	return []string{o.Upstream}
 }
 
 // Nginx is a running nginx master started by StartNginx.
@@ -64,7 +76,7 @@ func StartNginx(ctx context.Context, o NginxOptions) (*Nginx, error) {
 	if o.Workers == "" {
 		o.Workers = "auto"
 	}
-	for _, a := range []string{o.Listen, o.Upstream} {
+	for _, a := range append([]string{o.Listen}, o.Servers()...) {
 		if err := checkLoopback(a); err != nil {
 			return nil, fmt.Errorf("start nginx: %w", err)
 		}

@@ -75,6 +75,7 @@ func bench(ctx context.Context, args []string) error {
 		ngxKeep  = fs.Int("nginx-keepalive", 32, "nginx upstream keepalive (with fastcgi_keep_conn on); 0: a new FastCGI connection per request")
 		out      = fs.String("out", "bench-results", "directory for <timestamp>.json and .txt, relative to the repository root")
 		keep     = fs.Bool("keep", false, "keep the servers' configurations and logs (their temp dir is printed)")
+		scenario = fs.String("scenario", "", `"" for one php-fpm pool (tiny and 64 KiB answers), or "slowpool": three pools, one ten times slower, nginx least_conn against fcgigate`)
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -92,6 +93,7 @@ func bench(ctx context.Context, args []string) error {
 	}
 	cfg := lab.BenchConfig{
 		Repo:           repo,
+		Scenario:       *scenario,
 		Gateway:        *gateway,
 		Rounds:         *rounds,
 		Warmup:         *warmup,
