@@ -25,6 +25,7 @@ type Backend struct {
 	state     atomic.Uint64 // flag bits, weight and load penalty; see flagDown
 	inflight  atomic.Int64  // requests counted by Pick or Acquire and not yet Done
 	successes atomic.Uint64 // requests that ended with the backend's answer
+	ewma      atomic.Int64  // average time to answer in ns (ObserveLatency); 0: none yet
 	limit     atomic.Int64  // max concurrent requests in force; 0 means none (flagLimited)
 	rampFrom  atomic.Int64  // Unix ns when slow start began; read while flagRamp is set
 

@@ -192,8 +192,9 @@ type scan struct {
 // over scans bs into s, on locals that it stores back once.
 //
 // Loads are compared as load/w < bestLoad/bestWeight, multiplied out:
-// loads are clamped below 2^26 and weights, in fixed point, stay below
-// 2^37, so the products fit in 63 bits.
+// loads (in flight plus penalty, clamped below 2^18, times the slowness
+// factor of up to 2^7; see latency.go) stay below 2^25 and weights, in
+// fixed point, below 2^37, so the products fit in 63 bits.
 func (s *scan) over(p *Pool, bs, avoid, refused []*Backend, c *clock) {
 	best, bestLoad, bestWeight, ties, rng, full := s.best, s.bestLoad, s.bestWt, s.ties, s.rng, s.full
 	special := flagDown | flagsTimed | flagLimited
@@ -213,7 +214,7 @@ func (s *scan) over(p *Pool, bs, avoid, refused []*Backend, c *clock) {
 		if w <= 0 {
 			continue
 		}
-		load := uint64(min(max(n, 0), maxLoad) + penaltyOf(s))
+		load := uint64(min(max(n, 0)+penaltyOf(s), maxLoad)) << slowOf(s)
 		l, r := load*bestWeight, bestLoad*uint64(w)
 		switch {
 		case best == nil || l < r:
@@ -241,8 +242,9 @@ func (s *scan) over(p *Pool, bs, avoid, refused []*Backend, c *clock) {
 	s.best, s.bestLoad, s.bestWt, s.ties, s.rng, s.full = best, bestLoad, bestWeight, ties, rng, full
 }
 
-// maxLoad clamps the in-flight count in comparisons (see scan.over).
-const maxLoad = 1<<26 - maxPenalty - 1
+// maxLoad clamps the in-flight count plus penalty in comparisons (see
+// scan.over): shifted by a slowness level of up to 7 it stays below 2^25.
+const maxLoad = 1<<18 - 1
 
 // usable looks closely at a backend whose state s has flags set, or when
 // some backends are to be skipped. It reports whether b can take a request,

@@ -28,6 +28,7 @@ type Pool struct {
 	setMu   sync.Mutex // serializes Set
 	ejectMu sync.Mutex // serializes ejections, so that the ejected share holds
 	q       waitQueue
+	samples atomic.Uint64 // ObserveLatency calls, for relevel
 
 	// Errors built once, so that failing allocates nothing.
 	errNone, errBusy, errFull, errTimeout error

@@ -75,6 +75,9 @@ func startCluster(t *testing.T, opts []fpmtest.Options, pc gateway.PoolConfig, h
 	t.Cleanup(func() { cancel(); <-done })
 	// As a gateway that starts before its traffic does, learn each pool's
 	// size from FPM's status page at rest.
+	if hc.StatusPath == "" {
+		return c
+	}
 	waitFor(t, "the backends' limits learned from FPM", 5*time.Second, func() bool {
 		for i := range c.fpms {
 			if c.stats(i).MaxConcurrent == 0 {
@@ -328,7 +331,11 @@ func TestWeights(t *testing.T) {
 	pc := phpPool()
 	pc.StaticRoot = ""
 	pc.Weights = map[string]int{"b1": 1, "b2": 2, "b3": 3}
-	c := startCluster(t, threeFPMs(fpmtest.Options{MaxChildren: 4}), pc, fastHealth())
+	// Weights alone: no status probe, whose listen-queue penalty would
+	// move shares on a loaded machine.
+	hc := fastHealth()
+	hc.StatusPath = ""
+	c := startCluster(t, threeFPMs(fpmtest.Options{MaxChildren: 4}), pc, hc)
 	// One request at a time, as a canary at low traffic sees it (every
 	// pick finds the backends idle), and six at a time (least connections
 	// keeps in-flight counts in proportion to weight).
