@@ -7,7 +7,7 @@ BIN       := bin/fcgigate
 FUZZTIME  ?= 30s
 FUZZ_PKGS ?= ./fastcgi/
 
-.PHONY: all build deps test test-short vet fuzz demo bench clean
+.PHONY: all build deps consul test test-short vet fuzz demo bench clean
 
 all: build
 
@@ -20,9 +20,20 @@ deps:
 vet:
 	$(GO) vet ./...
 
+# The Consul agent that the tests and the demo start: v1.14.11, the last
+# line under the MPL, pinned by the tools module in tools/consul so that its
+# dependencies stay out of our go.mod. Built only when bin/consul is missing
+# (about 8 minutes on 2 cores); `make clean` removes it.
+CONSUL := bin/consul
+
+consul: $(CONSUL)
+
+$(CONSUL):
+	cd tools/consul && $(GO) build -trimpath -o ../../$(CONSUL) github.com/hashicorp/consul
+
 # The full suite, with the race detector, against real php-fpm, Consul and
 # Apache. Under CI a missing program fails the tests instead of skipping them.
-test: deps vet
+test: deps consul vet
 	$(GO) test -race -count=1 -timeout 40m ./...
 
 # Unit tests only: tests that start real processes skip under -short.
@@ -42,14 +53,21 @@ fuzz:
 		done; \
 	done
 
-# php-fpm on 127.0.0.2:9000 serving deploy/app/public behind the gateway on
-# http://127.0.0.1:8080/ until Ctrl-C.
-demo: deps build
+# A Consul dev agent on 127.0.0.1:8500, three php-fpm pools on 127.0.0.2, .3
+# and .4 port 9000 serving deploy/app/public, each registered in Consul with
+# a check, and the gateway discovering them on http://127.0.0.1:8080/, until
+# Ctrl-C.
+demo: deps build consul
 	scripts/demo.sh
 
-# System benchmark: fcgigate against nginx on the same machine, as ratios.
+# System benchmark: fcgigate against nginx on the same machine, as ratios;
+# three pools with one ten times slower, fcgigate against nginx least_conn;
+# then Apache to php-fpm directly against Apache through fcgigate's FastCGI
+# front.
 bench: deps build
 	$(GO) run ./cmd/fcgilab bench $(BENCHFLAGS)
+	$(GO) run ./cmd/fcgilab bench -scenario slowpool $(BENCHFLAGS)
+	$(GO) run ./cmd/fcgilab bench -scenario apache $(BENCHFLAGS)
 
 clean:
 	rm -rf bin/ bench-results/

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fcgigate/fcgigate/balancer"
+	"github.com/fcgigate/fcgigate/discovery"
 	"github.com/fcgigate/fcgigate/gateway"
 	"github.com/fcgigate/fcgigate/health"
 )
@@ -35,6 +36,12 @@ max_header_bytes = "32KiB"
 drain_timeout = "5s"
 server_software = "fcgigate-test"
 
+[fastcgi]
+listen = "127.0.0.1:9000"
+allowed_clients = ["10.0.0.0/8", "192.168.1.7"]
+read_timeout = "20s"
+idle_timeout = "40s"
+
 [log]
 level = "debug"
 format = "json"
@@ -46,6 +53,7 @@ document_root = "${ROOT}/public"
 static_root = "/var/www/app"
 index = ["index.php", "index.html"]
 front_controller = "-"
+rewrite_docroot = false
 dial_timeout = "1s"
 read_timeout = "${RT}"
 write_timeout = "7s"
@@ -108,6 +116,11 @@ func TestParseFull(t *testing.T) {
 			IdleTimeout:       61 * time.Second,
 			MaxHeaderBytes:    32 << 10,
 			ServerSoftware:    "fcgigate-test",
+
+			FastCGIListen:      "127.0.0.1:9000",
+			AllowedClients:     []string{"10.0.0.0/8", "192.168.1.7"},
+			FastCGIReadTimeout: 20 * time.Second,
+			FastCGIIdleTimeout: 40 * time.Second,
 			Pools: []gateway.PoolConfig{{
 				Name:               "app",
 				Backends:           []string{"127.0.0.2:9000", "127.0.0.3:9000"},
@@ -116,6 +129,7 @@ func TestParseFull(t *testing.T) {
 				Index:              []string{"index.php", "index.html"},
 				FrontController:    "-",
 				Params:             map[string]string{"APP_ENV": "production", "HTTP.QUOTED": "${literal}"},
+				KeepClientDocroot:  true,
 				DialTimeout:        time.Second,
 				ReadTimeout:        5 * time.Second,
 				WriteTimeout:       7 * time.Second,
@@ -131,6 +145,7 @@ func TestParseFull(t *testing.T) {
 				TryTimeout:         2 * time.Second,
 				RetryTimeout:       4 * time.Second,
 				Weights:            map[string]int{"127.0.0.3:9000": 3},
+				Balance:            gateway.BalanceLeastConn,
 				Balancer: balancer.Config{
 					BreakerConsecutiveFailures: 4,
 					BreakerFailureRatio:        0.25,
@@ -159,6 +174,7 @@ func TestParseFull(t *testing.T) {
 		},
 		Log:          Log{Level: "debug", Format: "json"},
 		DrainTimeout: 5 * time.Second,
+		Consul:       discovery.Config{}.Defaults(),
 		Health: map[string]health.Config{"app": func() health.Config {
 			c := health.DefaultConfig()
 			c.Interval, c.Timeout, c.Rise, c.Fall, c.StatusPath = 500*time.Millisecond, 400*time.Millisecond, 3, 1, ""
@@ -183,6 +199,7 @@ func TestParseDefaults(t *testing.T) {
 		}}}.Defaults(),
 		Log:          Log{Level: "info", Format: "text"},
 		DrainTimeout: 30 * time.Second,
+		Consul:       discovery.Config{}.Defaults(),
 		Health:       map[string]health.Config{"app": health.DefaultConfig()},
 	}
 	if !reflect.DeepEqual(f, want) {
@@ -216,7 +233,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level key", "listen = \"127.0.0.1:80\"\n" + minimalPool,
 			`f.toml:1: unknown key "listen"`},
 		{"unknown dotted key", minimalPool + "tls.cert = \"x\"\n",
-			`f.toml:5: unknown key "tls.cert" in [[pool]]`},
+			`f.toml:5: unknown key "tls.cert" in [[pool]] (did you mean "tags"?)`},
 		{"unknown key in inline table", "log = { level = \"info\", fromat = \"json\" }\n" + minimalPool,
 			`f.toml:1: unknown key "fromat" in [log] (did you mean "format"?)`},
 		{"unknown keys each reported", "[server]\nlisen = \"x:1\"\n[log]\nlvl = \"info\"\n" + minimalPool + "foo = 1\n",
@@ -296,6 +313,20 @@ func TestParseErrors(t *testing.T) {
 			`f.toml:2: server.max_header_bytes: 512 is less than 1024`},
 		{"no pool", "[server]\nlisten = \"127.0.0.1:80\"\n",
 			`f.toml: no pool: at least one [[pool]] is required`},
+
+		// [fastcgi] and rewrite_docroot.
+		{"bad fastcgi listen", "[fastcgi]\nlisten = \"9000\"\n" + minimalPool,
+			`f.toml:2: fastcgi.listen: address 9000: missing port in address`},
+		{"bad allowed client", "[fastcgi]\nlisten = \"127.0.0.1:9000\"\nallowed_clients = [\"127.0.0.1\", \"localhost\"]\n" + minimalPool,
+			`f.toml:3: fastcgi.allowed_clients: "localhost" is not an IP address or CIDR network`},
+		{"allowed clients not an array", "[fastcgi]\nallowed_clients = \"127.0.0.1\"\n" + minimalPool,
+			`f.toml:2: fastcgi.allowed_clients: want an array of strings, got a string`},
+		{"fastcgi duration", "[fastcgi]\nidle_timeout = 5\n" + minimalPool,
+			`f.toml:2: fastcgi.idle_timeout: 5 is not a duration (use e.g. "30s")`},
+		{"unknown fastcgi key", "[fastcgi]\nallowed_client = []\n" + minimalPool,
+			`f.toml:2: unknown key "allowed_client" in [fastcgi] (did you mean "allowed_clients"?)`},
+		{"rewrite_docroot not a boolean", minimalPool + "rewrite_docroot = \"no\"\n",
+			`f.toml:5: pool.rewrite_docroot: want true or false, got a string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,9 +5,12 @@
 //	fcgigate.toml:12: pool.read_timeout: "5x" is not a duration (use e.g. "30s")
 //	fcgigate.toml:7: unknown key "lisen" in [server] (did you mean "listen"?)
 //
-// The file has a [server] table, a [log] table and one [[pool]] table per
-// backend pool, each with an optional [pool.params] table; see
-// deploy/fcgigate.example.toml for every key and its default. A key that is
+// The file has a [server] table, an optional [fastcgi] table (the FastCGI
+// front), a [log] table and one [[pool]] table per
+// backend pool, each with an optional [pool.params] table, and the optional
+// [consul], [admin] and [register] tables of Consul discovery and
+// self-registration (a pool then names a service instead of its backends);
+// see deploy/fcgigate.example.toml for every key and its default. A key that is
 // absent, or set to its zero value (0, "", []), takes its default.
 //
 // Value syntax beyond plain TOML:

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -15,13 +16,14 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/fcgigate/fcgigate/balancer"
+	"github.com/fcgigate/fcgigate/discovery"
 	"github.com/fcgigate/fcgigate/gateway"
 	"github.com/fcgigate/fcgigate/health"
 )
 
 // File is a parsed, defaulted and validated configuration file.
 type File struct {
-	// Gateway is [server] and the [[pool]] tables.
+	// Gateway is [server], [fastcgi] and the [[pool]] tables.
 	Gateway gateway.Config
 	// Log is [log].
 	Log Log
@@ -32,6 +34,21 @@ type File struct {
 	// Health holds each pool's [pool.health], by pool name; a pool whose
 	// probes are disabled (enabled = false) has no entry.
 	Health map[string]health.Config
+	// Cluster is [cluster], the gossip among gateways; nil unless
+	// enabled = true.
+	Cluster *health.GossipConfig
+
+	// Consul is [consul], with its defaults, for the pools that have a
+	// service and for Register (discovery.go).
+	Consul discovery.Config
+	// Discover holds the Consul query of each pool that has a service
+	// instead of backends, by pool name.
+	Discover map[string]discovery.Query
+	// Register is [register], with its defaults; nil unless enabled. Its
+	// Port and CheckURL come from the listeners when the gateway starts.
+	Register *discovery.Registration
+	// Admin is [admin].
+	Admin Admin
 }
 
 // Log configures the process's logger.
@@ -95,6 +112,11 @@ func (b *builder) build(raw *rawFile) *File {
 			IdleTimeout:       b.duration("server.idle_timeout", s.IdleTimeout),
 			MaxHeaderBytes:    b.sizeInt("server.max_header_bytes", s.MaxHeaderBytes),
 			ServerSoftware:    b.str("server.server_software", s.ServerSoftware),
+
+			FastCGIListen:      b.str("fastcgi.listen", raw.FastCGI.Listen),
+			AllowedClients:     b.strs("fastcgi.allowed_clients", raw.FastCGI.AllowedClients),
+			FastCGIReadTimeout: b.duration("fastcgi.read_timeout", raw.FastCGI.ReadTimeout),
+			FastCGIIdleTimeout: b.duration("fastcgi.idle_timeout", raw.FastCGI.IdleTimeout),
 		},
 		Log: Log{
 			Level:  b.oneOf("log.level", raw.Log.Level, "info", "debug", "info", "warn", "error"),
@@ -110,7 +132,15 @@ func (b *builder) build(raw *rawFile) *File {
 			if f.Health == nil {
 				f.Health = map[string]health.Config{}
 			}
+			hc.SourceAddress = pc.SourceAddress
 			f.Health[pc.Name] = hc
+		}
+	}
+	f.Cluster = b.cluster(raw.Cluster)
+	b.discovery(raw, f)
+	for i, pc := range f.Gateway.Pools {
+		if pc.Balance == gateway.BalanceLeastConnCluster && f.Cluster == nil {
+			b.fail(fmt.Sprintf("pool[%d].balance", i), "%q needs the gossip of [cluster] (enabled = true)", pc.Balance)
 		}
 	}
 	return f
@@ -120,11 +150,13 @@ func (b *builder) pool(at string, p rawPool) gateway.PoolConfig {
 	return gateway.PoolConfig{
 		Name:               b.str(at+"name", p.Name),
 		Backends:           b.strs(at+"backends", p.Backends),
+		Service:            b.str(at+"service", p.Service),
 		DocumentRoot:       b.str(at+"document_root", p.DocumentRoot),
 		StaticRoot:         b.str(at+"static_root", p.StaticRoot),
 		Index:              b.strs(at+"index", p.Index),
 		FrontController:    b.str(at+"front_controller", p.FrontController),
 		Params:             b.params(at+"params", p.Params.v),
+		KeepClientDocroot:  !b.boolean(at+"rewrite_docroot", p.RewriteDocroot, true),
 		DialTimeout:        b.duration(at+"dial_timeout", p.DialTimeout),
 		ReadTimeout:        b.duration(at+"read_timeout", p.ReadTimeout),
 		WriteTimeout:       b.duration(at+"write_timeout", p.WriteTimeout),
@@ -140,6 +172,8 @@ func (b *builder) pool(at string, p rawPool) gateway.PoolConfig {
 		TryTimeout:         b.duration(at+"try_timeout", p.TryTimeout),
 		RetryTimeout:       b.duration(at+"retry_timeout", p.RetryTimeout),
 		Weights:            b.weights(at+"weights", p.Weights.v),
+		Balance:            b.oneOf(at+"balance", p.Balance, gateway.BalanceLeastConn, gateway.BalanceLeastConn, gateway.BalanceLeastConnCluster),
+		SourceAddress:      b.ip(at+"source_address", p.SourceAddress),
 		Balancer: balancer.Config{
 			BreakerConsecutiveFailures: b.count(at+"breaker.consecutive_failures", p.Breaker.ConsecutiveFailures),
 			BreakerFailureRatio:        b.ratio(at+"breaker.failure_ratio", p.Breaker.FailureRatio),
@@ -187,6 +221,71 @@ func (b *builder) health(at string, h rawHealth) (health.Config, bool) {
 		c.Fall = n
 	}
 	return c, b.boolean(at+"enabled", h.Enabled, true)
+}
+
+// cluster returns [cluster] as a health.GossipConfig, or nil when it is
+// not enabled.
+func (b *builder) cluster(c rawCluster) *health.GossipConfig {
+	g := &health.GossipConfig{
+		Name:        b.str("cluster.name", c.Name),
+		Bind:        b.ipPort("cluster.bind", c.Bind),
+		Advertise:   b.ipPort("cluster.advertise", c.Advertise),
+		Seeds:       b.strs("cluster.seeds", c.Seeds),
+		KeyringFile: b.str("cluster.keyring_file", c.KeyringFile),
+		Quorum:      b.quorum("cluster.quorum", c.Quorum),
+	}
+	for i, s := range g.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil && s != "" {
+			b.fail(fmt.Sprintf("cluster.seeds[%d]", i), "%q is not host:port", s)
+		}
+	}
+	if !b.boolean("cluster.enabled", c.Enabled, false) {
+		return nil
+	}
+	return g
+}
+
+// ip returns v, an IP address, or "" if absent.
+func (b *builder) ip(path string, v any) string {
+	s := b.str(path, v)
+	if s != "" && net.ParseIP(s) == nil {
+		b.fail(path, "%q is not an IP address", s)
+		return ""
+	}
+	return s
+}
+
+// ipPort returns v, "ip:port", or "" if absent.
+func (b *builder) ipPort(path string, v any) string {
+	s := b.str(path, v)
+	if s == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	if err != nil || net.ParseIP(host) == nil || perr != nil || n < 0 || n > 65535 {
+		b.fail(path, "%q is not ip:port", s)
+		return ""
+	}
+	return s
+}
+
+// quorum returns v, "majority" (0) or a count of at least 1.
+func (b *builder) quorum(path string, v any) int {
+	switch v := v.(type) {
+	case nil:
+		return 0
+	case string:
+		if b.expand(path, v) == "majority" {
+			return 0
+		}
+	case int64:
+		if v >= 1 && v <= 1000 {
+			return int(v)
+		}
+	}
+	b.fail(path, "want \"majority\" or a number of gateways from 1 to 1000, got %v", v)
+	return 0
 }
 
 // unknownKeys reports each key the decoder left undecoded, and each key it
@@ -326,6 +425,8 @@ func (b *builder) validate(cfg gateway.Config) {
 	if k := keyOf(err, schema.fields["server"]); k != "" {
 		e.Line = b.loc.line("server" + k)
 		e.Msg = "server" + k + ": " + strings.TrimPrefix(e.Msg, k[1:]+": ")
+	} else if k, _, ok := strings.Cut(e.Msg, ":"); ok && strings.HasPrefix(k, "fastcgi.") {
+		e.Line = b.loc.line(k) // the message already names the key
 	} else if m := poolNumber.FindStringSubmatch(e.Msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		e.Line = b.loc.line(fmt.Sprintf("pool[%d]", n-1))

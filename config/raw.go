@@ -12,9 +12,26 @@ import (
 // of the wrong type becomes an error of ours, with its key and line, instead
 // of the decoder's first-error-wins message. A nil leaf was not in the file.
 type rawFile struct {
-	Server rawServer `toml:"server"`
-	Log    rawLog    `toml:"log"`
-	Pool   []rawPool `toml:"pool"`
+	Server  rawServer  `toml:"server"`
+	FastCGI rawFastCGI `toml:"fastcgi"`
+	Log     rawLog     `toml:"log"`
+	Pool    []rawPool  `toml:"pool"`
+	Cluster rawCluster `toml:"cluster"`
+	// Consul discovery and self-registration (discovery.go).
+	Consul   rawConsul   `toml:"consul"`
+	Register rawRegister `toml:"register"`
+	Admin    rawAdmin    `toml:"admin"`
+}
+
+// rawCluster is [cluster], the gossip among gateways.
+type rawCluster struct {
+	Enabled     any `toml:"enabled"`
+	Name        any `toml:"name"`
+	Bind        any `toml:"bind"`
+	Advertise   any `toml:"advertise"`
+	Seeds       any `toml:"seeds"`
+	KeyringFile any `toml:"keyring_file"`
+	Quorum      any `toml:"quorum"`
 }
 
 type rawServer struct {
@@ -26,6 +43,14 @@ type rawServer struct {
 	ServerSoftware    any `toml:"server_software"`
 }
 
+// rawFastCGI is [fastcgi], the FastCGI front.
+type rawFastCGI struct {
+	Listen         any `toml:"listen"`
+	AllowedClients any `toml:"allowed_clients"`
+	ReadTimeout    any `toml:"read_timeout"`
+	IdleTimeout    any `toml:"idle_timeout"`
+}
+
 type rawLog struct {
 	Level  any `toml:"level"`
 	Format any `toml:"format"`
@@ -34,11 +59,15 @@ type rawLog struct {
 type rawPool struct {
 	Name               any        `toml:"name"`
 	Backends           any        `toml:"backends"`
+	Service            any        `toml:"service"`
+	Tags               any        `toml:"tags"`
+	NodeMeta           rawParams  `toml:"node_meta"`
 	DocumentRoot       any        `toml:"document_root"`
 	StaticRoot         any        `toml:"static_root"`
 	Index              any        `toml:"index"`
 	FrontController    any        `toml:"front_controller"`
 	Params             rawParams  `toml:"params"`
+	RewriteDocroot     any        `toml:"rewrite_docroot"`
 	DialTimeout        any        `toml:"dial_timeout"`
 	ReadTimeout        any        `toml:"read_timeout"`
 	WriteTimeout       any        `toml:"write_timeout"`
@@ -60,6 +89,8 @@ type rawPool struct {
 	Breaker            rawBreaker `toml:"breaker"`
 	Outlier            rawOutlier `toml:"outlier"`
 	Health             rawHealth  `toml:"health"`
+	Balance            any        `toml:"balance"`
+	SourceAddress      any        `toml:"source_address"`
 }
 
 // rawBreaker is [pool.breaker].
@@ -91,6 +122,47 @@ type rawHealth struct {
 	Timeout      any `toml:"timeout"`
 	Rise         any `toml:"rise"`
 	Fall         any `toml:"fall"`
+}
+
+// rawConsul is [consul], how to reach the Consul agent.
+type rawConsul struct {
+	Address     any    `toml:"address"`
+	Datacenter  any    `toml:"datacenter"`
+	TokenFile   any    `toml:"token_file"`
+	WaitTime    any    `toml:"wait_time"`
+	Stale       any    `toml:"stale"`
+	RetryMin    any    `toml:"retry_min"`
+	RetryMax    any    `toml:"retry_max"`
+	MinInterval any    `toml:"min_interval"`
+	AllowEmpty  any    `toml:"allow_empty"`
+	TLS         rawTLS `toml:"tls"`
+}
+
+// rawTLS is [consul.tls].
+type rawTLS struct {
+	CAFile             any `toml:"ca_file"`
+	CertFile           any `toml:"cert_file"`
+	KeyFile            any `toml:"key_file"`
+	ServerName         any `toml:"server_name"`
+	InsecureSkipVerify any `toml:"insecure_skip_verify"`
+}
+
+// rawRegister is [register], the gateway's own entry in Consul.
+type rawRegister struct {
+	Enabled                 any       `toml:"enabled"`
+	Service                 any       `toml:"service"`
+	ID                      any       `toml:"id"`
+	Address                 any       `toml:"address"`
+	Tags                    any       `toml:"tags"`
+	Meta                    rawParams `toml:"meta"`
+	CheckInterval           any       `toml:"check_interval"`
+	CheckTimeout            any       `toml:"check_timeout"`
+	DeregisterCriticalAfter any       `toml:"deregister_critical_after"`
+}
+
+// rawAdmin is [admin], the admin listener.
+type rawAdmin struct {
+	Listen any `toml:"listen"`
 }
 
 // rawParams holds [pool.params] as decoded, whatever its type, so that a

@@ -418,6 +418,9 @@ type Response struct {
 
 	bodyDone chan error // result of writeBody; nil without a body
 	bodySent bool       // the whole body and its empty STDIN record went out
+	// bodyWritten is set by writeBody once the empty STDIN record is
+	// written, just before it reports on bodyDone.
+	bodyWritten atomic.Bool
 
 	// Kept by writeBody while the body is small, so that a request that
 	// met a stale connection can be sent again.
@@ -440,21 +443,30 @@ func (r *Response) Buffered() bool {
 		return r.c.buffered(1) > 0
 	}
 	h, ok := r.peekHeader()
+	if ok && h.Type == typeStdout && h.ContentLength == 0 {
+		// FPM ends STDOUT with an empty record right before
+		// END_REQUEST: what counts is the record after it.
+		h, ok = r.peekHeaderAt(r.pad + headerLen + int(h.PaddingLength))
+	}
 	return ok && (h.Type == typeStdout && h.ContentLength > 0 || h.Type == typeEndRequest)
 }
 
 // peekHeader decodes the next record's header if it has arrived, past any
 // padding still to skip.
-func (r *Response) peekHeader() (header, bool) {
+func (r *Response) peekHeader() (header, bool) { return r.peekHeaderAt(r.pad) }
+
+// peekHeaderAt decodes the header that starts off bytes ahead, if it has
+// arrived.
+func (r *Response) peekHeaderAt(off int) (header, bool) {
 	var h header
-	if r.err != nil || r.c.buffered(r.pad+headerLen) < r.pad+headerLen {
+	if r.err != nil || r.c.buffered(off+headerLen) < off+headerLen {
 		return h, false
 	}
-	b, err := r.c.br.Peek(r.pad + headerLen)
+	b, err := r.c.br.Peek(off + headerLen)
 	if err != nil {
 		return h, false
 	}
-	h.decode(b[r.pad:])
+	h.decode(b[off:])
 	return h, h.Version == version1 && h.ID == requestID
 }
 
@@ -695,6 +707,7 @@ func (r *Response) writeBody() {
 		if rerr == io.EOF {
 			r.keptAll = keep
 			err = r.c.write(r.req.WriteTimeout, appendRecord(buf[:0], typeStdin, nil))
+			r.bodyWritten.Store(err == nil)
 			break
 		}
 		if rerr != nil {
@@ -781,6 +794,11 @@ func (r *Response) finish() {
 			r.bodyDone = nil
 			r.bodySent = err == nil
 		default:
+			if r.bodyWritten.Load() {
+				// All of it went out; the writer is about to say so.
+				r.bodyErr()
+				break
+			}
 			// The backend answered before reading all of the body: the
 			// connection cannot carry another request.
 			r.c.broken = true

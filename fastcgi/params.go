@@ -62,27 +62,48 @@ func EncodeParams(ps []Param) []byte {
 }
 
 // DecodeParams decodes a complete FCGI_PARAMS stream. A truncated pair or a
-// length that runs past the end is an ErrProtocol.
+// length that runs past the end is an ErrProtocol. The names and values are
+// slices of one string, so a request's params cost two allocations, not
+// two per pair; keeping one of them keeps that string.
 func DecodeParams(b []byte) ([]Param, error) {
-	var ps []Param
+	n := 0
+	for rest := b; len(rest) > 0; n++ {
+		var err error
+		if _, _, rest, err = nextPair(rest); err != nil {
+			break // the second pass reports it, after the whole pairs
+		}
+	}
+	ps := make([]Param, 0, n)
+	all := string(b)
 	for len(b) > 0 {
-		nl, k := readSize(b)
-		if k == 0 {
-			return ps, protocolError("params: truncated name length")
+		nl, vl, rest, err := nextPair(b)
+		if err != nil {
+			return ps, err
 		}
-		b = b[k:]
-		vl, k := readSize(b)
-		if k == 0 {
-			return ps, protocolError("params: truncated value length")
-		}
-		b = b[k:]
-		if nl > len(b) || vl > len(b)-nl {
-			return ps, protocolError("params: pair of %d+%d bytes runs past the %d bytes left", nl, vl, len(b))
-		}
-		ps = append(ps, Param{Name: string(b[:nl]), Value: string(b[nl : nl+vl])})
-		b = b[nl+vl:]
+		off := len(all) - len(rest) - nl - vl
+		ps = append(ps, Param{Name: all[off : off+nl], Value: all[off+nl : off+nl+vl]})
+		b = rest
 	}
 	return ps, nil
+}
+
+// nextPair reads the lengths of the pair at the start of b, and returns
+// them and what follows the pair.
+func nextPair(b []byte) (nl, vl int, rest []byte, err error) {
+	nl, k := readSize(b)
+	if k == 0 {
+		return 0, 0, nil, protocolError("params: truncated name length")
+	}
+	b = b[k:]
+	vl, k = readSize(b)
+	if k == 0 {
+		return 0, 0, nil, protocolError("params: truncated value length")
+	}
+	b = b[k:]
+	if nl > len(b) || vl > len(b)-nl {
+		return 0, 0, nil, protocolError("params: pair of %d+%d bytes runs past the %d bytes left", nl, vl, len(b))
+	}
+	return nl, vl, b[nl+vl:], nil
 }
 
 // checkParams reports a pair too long to encode.

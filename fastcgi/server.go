@@ -9,10 +9,12 @@ package fastcgi
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -70,8 +72,9 @@ type ServerConfig struct {
 	MaxParamsBytes int
 
 	// ReadTimeout bounds the wait for each record from the client while
-	// a request is being received; an idle keep-alive connection waits up
-	// to IdleTimeout. Defaults 60s and 5m.
+	// a request is being received, and each write to it; an idle
+	// keep-alive connection waits up to IdleTimeout for its next request,
+	// then is closed cleanly (ServeConn returns nil). Defaults 60s and 5m.
 	ReadTimeout, IdleTimeout time.Duration
 }
 
@@ -97,6 +100,10 @@ func (c *ServerConfig) setDefaults() {
 type Server struct {
 	cfg     ServerConfig
 	handler Handler
+
+	mu       sync.Mutex // protects conns, draining
+	conns    map[*serverConn]struct{}
+	draining bool
 }
 
 // NewServer returns a Server that passes each request to h.
@@ -113,6 +120,8 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	sc := &serverConn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 16<<10), ctx: ctx, reqs: map[uint16]*serverReq{}}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	s.track(sc)
+	defer s.untrack(sc)
 	err := sc.serve()
 	if err == io.EOF {
 		// The client sent all it will send: let requests whose input is
@@ -121,6 +130,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 		err = nil
 	}
 	cancel()
+	sc.abortAll() // requests still running lose their input with the connection
 	stop()
 	nc.Close()
 	sc.wg.Wait()
@@ -128,6 +138,59 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 		err = nil
 	}
 	return err
+}
+
+// Drain makes every connection, served now or later, close as soon as no
+// request is in flight on it: an idle one at once, a busy one after the
+// END_REQUEST of its last request, whatever FCGI_KEEP_CONN asked for.
+// Requests in flight run to their end. ServeConn returns nil for a
+// connection it closes so. Drain may be called more than once.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		sc.closeIfIdle()
+	}
+}
+
+func (s *Server) track(sc *serverConn) {
+	s.mu.Lock()
+	if s.conns == nil {
+		s.conns = map[*serverConn]struct{}{}
+	}
+	s.conns[sc] = struct{}{}
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		sc.closeIfIdle()
+	}
+}
+
+func (s *Server) untrack(sc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, sc)
+	s.mu.Unlock()
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// closeIfIdle closes the connection if no request is in flight on it.
+// Under mu, so that a request cannot begin between the check and the close.
+func (sc *serverConn) closeIfIdle() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if len(sc.reqs) == 0 {
+		sc.nc.Close()
+	}
 }
 
 // serverConn is the state of one served connection.
@@ -138,8 +201,18 @@ type serverConn struct {
 	ctx context.Context
 	wg  sync.WaitGroup // running handlers
 
-	wmu  sync.Mutex // protects writes to nc and closing
+	wmu  sync.Mutex // protects writes to nc, done, wdl
 	done bool       // the connection is to close once no request is left
+	// wdl is the write deadline as last set on nc, moved only when it
+	// strays (see refreshDeadline); rdl is the same for reads.
+	wdl time.Time
+
+	dmu sync.Mutex // protects lingerUntil, rdl; never held while waiting
+	// lingerUntil is set once the server has stopped writing (closeWrite):
+	// what the client still sends is read and dropped until it closes its
+	// side, or until then.
+	lingerUntil time.Time
+	rdl         time.Time
 
 	mu   sync.Mutex // protects reqs
 	reqs map[uint16]*serverReq
@@ -158,12 +231,27 @@ type serverReq struct {
 func (sc *serverConn) serve() error {
 	rr := &recordReader{r: sc.br}
 	for {
-		timeout := sc.s.cfg.ReadTimeout
-		if sc.idle() {
-			timeout = sc.s.cfg.IdleTimeout
+		if !sc.receiving() && sc.br.Buffered() == 0 && !sc.readDeadline(sc.s.cfg.IdleTimeout) {
+			// No request is being received: the wait is for the next
+			// one. A keep-alive connection on which nothing comes for
+			// IdleTimeout, with no request in flight, is closed cleanly;
+			// while handlers run, the wait goes on. Once a record has
+			// begun, ReadTimeout bounds the wait for the rest.
+			if _, err := sc.br.Peek(1); errors.Is(err, os.ErrDeadlineExceeded) {
+				if sc.idle() {
+					return nil
+				}
+				continue
+			}
 		}
-		sc.nc.SetReadDeadline(time.Now().Add(timeout))
+		lingering := sc.readDeadline(sc.s.cfg.ReadTimeout)
 		rec, err := rr.next()
+		if lingering || sc.lingering() {
+			if err != nil {
+				return nil // the client has closed its side, or taken too long to
+			}
+			continue
+		}
 		if err == io.EOF {
 			return sc.endOfInput()
 		}
@@ -175,23 +263,89 @@ func (sc *serverConn) serve() error {
 			sc.abortAll()
 			return err
 		}
-		if sc.finished() {
-			return nil
+	}
+}
+
+// lingerTimeout bounds the wait, once the server has stopped writing, for
+// the client to close its side.
+const lingerTimeout = time.Second
+
+// readDeadline sets the deadline of the next read: timeout from now, or
+// the end of the linger. It reports whether the connection is lingering.
+func (sc *serverConn) readDeadline(timeout time.Duration) (lingering bool) {
+	sc.dmu.Lock()
+	defer sc.dmu.Unlock()
+	if !sc.lingerUntil.IsZero() {
+		if !sc.rdl.Equal(sc.lingerUntil) {
+			sc.rdl = sc.lingerUntil
+			sc.nc.SetReadDeadline(sc.rdl)
+		}
+		return true
+	}
+	refreshDeadline(sc.nc.SetReadDeadline, &sc.rdl, timeout)
+	return false
+}
+
+func (sc *serverConn) lingering() bool {
+	sc.dmu.Lock()
+	defer sc.dmu.Unlock()
+	return !sc.lingerUntil.IsZero()
+}
+
+// closeWrite ends the connection from the server's side once its last
+// request has ended: it sends FIN, and serve reads and drops what the
+// client still sends (the end of a STDIN that the handler did not wait
+// for) until the client closes or lingerTimeout passes. Closing at once
+// with that input unread would reset the connection, and the client could
+// lose the answer it has not read yet.
+func (sc *serverConn) closeWrite() {
+	sc.wmu.Lock() // no write is under way as the write side closes
+	defer sc.wmu.Unlock()
+	sc.dmu.Lock()
+	defer sc.dmu.Unlock()
+	if !sc.lingerUntil.IsZero() {
+		return
+	}
+	sc.lingerUntil = time.Now().Add(lingerTimeout)
+	if cw, ok := sc.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		sc.rdl = sc.lingerUntil
+		sc.nc.SetReadDeadline(sc.rdl)
+		return
+	}
+	sc.nc.Close()
+}
+
+// endIfDone begins the close of a connection that has no request left and
+// is to close: its last request asked not to keep it, or the server drains.
+func (sc *serverConn) endIfDone() {
+	if !sc.idle() {
+		return
+	}
+	sc.wmu.Lock()
+	done := sc.done
+	sc.wmu.Unlock()
+	if done || sc.s.isDraining() {
+		sc.closeWrite()
+	}
+}
+
+// receiving reports whether a request is still being received: its params
+// or its STDIN have not ended.
+func (sc *serverConn) receiving() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, r := range sc.reqs {
+		if !r.started || r.stdin != nil {
+			return true
 		}
 	}
+	return false
 }
 
 func (sc *serverConn) idle() bool {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return len(sc.reqs) == 0
-}
-
-// finished reports a connection whose last request asked not to keep it.
-func (sc *serverConn) finished() bool {
-	sc.wmu.Lock()
-	defer sc.wmu.Unlock()
-	return sc.done && sc.idle()
 }
 
 func (sc *serverConn) handle(rec record) error {
@@ -202,6 +356,13 @@ func (sc *serverConn) handle(rec record) error {
 	sc.mu.Lock()
 	req := sc.reqs[h.ID]
 	sc.mu.Unlock()
+	if req == nil && h.Type != typeBeginRequest {
+		// While a request id is inactive, the application ignores its
+		// records (FastCGI 1.0, 3.3): a client may send the end of STDIN
+		// after the END_REQUEST of an answer that did not wait for it, or
+		// an ABORT_REQUEST that crossed it.
+		return nil
+	}
 	switch h.Type {
 	case typeBeginRequest:
 		if req != nil {
@@ -223,9 +384,6 @@ func (sc *serverConn) handle(rec record) error {
 		sc.mu.Unlock()
 		return nil
 	case typeAbortRequest:
-		if req == nil {
-			return nil // the request already ended; the abort crossed its END_REQUEST
-		}
 		if !req.started {
 			sc.remove(h.ID)
 			return sc.endRequest(h.ID, 0, statusRequestComplete, req.keepConn)
@@ -233,9 +391,6 @@ func (sc *serverConn) handle(rec record) error {
 		req.cancel()
 		return nil
 	case typeParams:
-		if req == nil {
-			return protocolError("PARAMS for request %d, which was not begun", h.ID)
-		}
 		if req.started {
 			return protocolError("PARAMS for request %d after its params ended", h.ID)
 		}
@@ -248,9 +403,6 @@ func (sc *serverConn) handle(rec record) error {
 		req.params = append(req.params, rec.Content...)
 		return nil
 	case typeStdin:
-		if req == nil {
-			return protocolError("STDIN for request %d, which was not begun", h.ID)
-		}
 		if !req.started {
 			return protocolError("STDIN for request %d before its params ended", h.ID)
 		}
@@ -326,9 +478,8 @@ func (sc *serverConn) start(req *serverReq) error {
 		defer cancel()
 		status := sc.s.handler.ServeFastCGI(w, sr)
 		pr.CloseWithError(errHandlerDone)
-		w.closeStreams()
 		sc.remove(req.id)
-		if err := sc.endRequest(req.id, status, statusRequestComplete, req.keepConn); err != nil || !req.keepConn {
+		if err := w.end(status, req.keepConn); err != nil {
 			sc.nc.Close()
 		}
 	}()
@@ -385,14 +536,35 @@ func (sc *serverConn) abortAll() {
 }
 
 func (sc *serverConn) endRequest(id uint16, appStatus int, status uint8, keep bool) error {
-	err := sc.writeRecords(func(b []byte) []byte {
-		return appendRecordID(b, typeEndRequest, id, endRequestBody(uint32(appStatus), status))
-	})
+	var b [headerLen + 8]byte
+	return sc.endAfter(b[:0], id, appStatus, status, keep)
+}
+
+// endAfter writes pending, records of the request not sent yet, and its
+// END_REQUEST, in one write.
+func (sc *serverConn) endAfter(pending []byte, id uint16, appStatus int, status uint8, keep bool) error {
+	var body [8]byte
+	binary.BigEndian.PutUint32(body[:], uint32(appStatus))
+	body[4] = status
+	err := sc.write(appendRecordID(pending, typeEndRequest, id, body[:]))
+	if err != nil {
+		return err
+	}
 	if !keep {
 		sc.wmu.Lock()
 		sc.done = true
 		sc.wmu.Unlock()
 	}
+	sc.endIfDone()
+	return nil
+}
+
+// write writes b under the write lock.
+func (sc *serverConn) write(b []byte) error {
+	sc.wmu.Lock()
+	defer sc.wmu.Unlock()
+	refreshDeadline(sc.nc.SetWriteDeadline, &sc.wdl, sc.s.cfg.ReadTimeout)
+	_, err := sc.nc.Write(b)
 	return err
 }
 
@@ -403,7 +575,7 @@ func (sc *serverConn) writeRecords(build func([]byte) []byte) error {
 	b := build((*bp)[:0])
 	sc.wmu.Lock()
 	defer sc.wmu.Unlock()
-	sc.nc.SetWriteDeadline(time.Now().Add(sc.s.cfg.ReadTimeout))
+	refreshDeadline(sc.nc.SetWriteDeadline, &sc.wdl, sc.s.cfg.ReadTimeout)
 	_, err := sc.nc.Write(b)
 	return err
 }
@@ -419,46 +591,105 @@ func appendRecordID(b []byte, t recType, id uint16, content []byte) []byte {
 	return append(b, pad[:h.PaddingLength]...)
 }
 
-// ResponseWriter writes a request's STDOUT and STDERR streams. Writes are
-// sent at once, split into records of at most 65535 bytes.
+// ResponseWriter writes a request's STDOUT and STDERR streams, in records
+// of at most 65535 bytes. Writes are buffered, up to about 64 KiB, and sent
+// by Flush or when the handler returns, together with the ends of the
+// streams and END_REQUEST: a small answer costs one write to the
+// connection. A handler that streams calls Flush when it has no more to
+// send for now. A ResponseWriter belongs to its handler's goroutine.
 type ResponseWriter struct {
 	sc          *serverConn
 	id          uint16
+	bp          *[]byte // from bufPool while records are buffered
+	buf         []byte  // records not sent yet, in *bp's array
+	err         error   // the first failed write; later ones fail with it
 	wroteStdout bool
 	wroteStderr bool
 }
 
-// Write sends p as STDOUT.
+// Write buffers p as STDOUT.
 func (w *ResponseWriter) Write(p []byte) (int, error) {
 	w.wroteStdout = w.wroteStdout || len(p) > 0
 	return w.write(typeStdout, p)
 }
 
-// Stderr sends p as STDERR.
+// Stderr buffers p as STDERR.
 func (w *ResponseWriter) Stderr(p []byte) (int, error) {
 	w.wroteStderr = w.wroteStderr || len(p) > 0
 	return w.write(typeStderr, p)
+}
+
+// Flush sends what is buffered.
+func (w *ResponseWriter) Flush() error {
+	if w.err == nil && len(w.buf) > 0 {
+		w.err = w.sc.write(w.buf)
+		w.buf = w.buf[:0]
+	}
+	return w.err
+}
+
+// Abort closes the connection without ending the request, for a handler
+// whose output was cut short: without END_REQUEST the client cannot take
+// what it got for the whole answer. What is still buffered is dropped. The
+// other requests on the connection end with it. The handler should return
+// soon after.
+func (w *ResponseWriter) Abort() {
+	w.buf = w.buf[:0]
+	w.sc.nc.Close()
 }
 
 func (w *ResponseWriter) write(t recType, p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		k := min(len(p), maxContent)
-		if err := w.sc.writeRecords(func(b []byte) []byte { return appendRecordID(b, t, w.id, p[:k]) }); err != nil {
+		if err := w.room(headerLen + k + 7); err != nil { // a record pads to 8 bytes
 			return n, err
 		}
+		w.buf = appendRecordID(w.buf, t, w.id, p[:k])
 		n += k
 		p = p[k:]
 	}
-	return n, nil
+	return n, w.err
 }
 
-// closeStreams ends the streams that were written to with an empty record.
-func (w *ResponseWriter) closeStreams() {
+// room makes room for n more bytes in the buffer, sending what it holds if
+// need be.
+func (w *ResponseWriter) room(n int) error {
+	if w.bp == nil {
+		w.bp = bufPool.Get().(*[]byte)
+		w.buf = (*w.bp)[:0]
+	}
+	if len(w.buf)+n > cap(w.buf) {
+		return w.Flush()
+	}
+	return w.err
+}
+
+// end sends what is buffered, the empty records that end the streams that
+// were written to, and END_REQUEST, in one write, and gives the buffer back.
+func (w *ResponseWriter) end(appStatus int, keep bool) error {
+	defer func() {
+		if w.bp != nil {
+			bufPool.Put(w.bp)
+			w.bp, w.buf = nil, nil
+		}
+	}()
+	if w.err != nil {
+		return w.err
+	}
+	var small [4 * headerLen]byte
+	pending := small[:0]
+	if w.bp != nil || w.wroteStdout || w.wroteStderr {
+		if err := w.room(len(small)); err != nil {
+			return err
+		}
+		pending = w.buf
+	}
 	if w.wroteStdout {
-		w.sc.writeRecords(func(b []byte) []byte { return appendRecordID(b, typeStdout, w.id, nil) })
+		pending = appendRecordID(pending, typeStdout, w.id, nil)
 	}
 	if w.wroteStderr {
-		w.sc.writeRecords(func(b []byte) []byte { return appendRecordID(b, typeStderr, w.id, nil) })
+		pending = appendRecordID(pending, typeStderr, w.id, nil)
 	}
+	return w.sc.endAfter(pending, w.id, appStatus, statusRequestComplete, keep)
 }

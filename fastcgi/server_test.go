@@ -194,7 +194,6 @@ func TestServerGarbage(t *testing.T) {
 	begin := recID(typeBeginRequest, 1, beginRequestBody(roleResponder, 0))
 	tests := map[string][]byte{
 		"bad version":         {7, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0},
-		"params before begin": recID(typeParams, 1, nil),
 		"stdin before params": append(append([]byte{}, begin...), recID(typeStdin, 1, []byte("x"))...),
 		"double begin":        append(append([]byte{}, begin...), begin...),
 		"short begin":         recID(typeBeginRequest, 1, []byte{0, 1}),
@@ -221,5 +220,197 @@ func TestServerUnknownRole(t *testing.T) {
 	out := exchange(t, addr, recID(typeBeginRequest, 3, beginRequestBody(roleAuthorizer, 0)))
 	if want := recID(typeEndRequest, 3, endRequestBody(0, statusUnknownRole)); !bytes.Equal(out, want) {
 		t.Fatalf("answer %x, want %x", out, want)
+	}
+}
+
+// TestServerDrain: Drain closes an idle connection at once, and a busy one
+// after the END_REQUEST of its last request, although the client asked to
+// keep it; both ServeConns return nil.
+func TestServerDrain(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	h := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		close(started)
+		<-release
+		io.WriteString(w, "done")
+		return 0
+	})
+	s := NewServer(ServerConfig{}, h)
+	addr, errs := serve(t, s)
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var in []byte
+	in = append(in, recID(typeBeginRequest, 1, beginRequestBody(roleResponder, flagKeepConn))...)
+	in = append(in, recID(typeParams, 1, nil)...)
+	in = append(in, recID(typeStdin, 1, nil)...)
+	busy.Write(in)
+	<-started
+	// The idle connection is being served too before Drain.
+	idle.Write(recID(typeGetValues, 0, nil))
+	idle.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(idle, make([]byte, headerLen)); err != nil {
+		t.Fatal(err)
+	}
+
+	s.Drain()
+	if out, err := io.ReadAll(idle); len(out) != 0 || err != nil {
+		t.Fatalf("idle connection: %q, %v; want it closed", out, err)
+	}
+	close(release)
+	busy.SetDeadline(time.Now().Add(5 * time.Second))
+	out, err := io.ReadAll(busy)
+	want := append(append(recID(typeStdout, 1, []byte("done")), recID(typeStdout, 1, nil)...), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
+	if err != nil || !bytes.Equal(out, want) {
+		t.Fatalf("busy connection: %x, %v; want %x, then the close", out, err, want)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("ServeConn = %v, want nil", err)
+		}
+	}
+}
+
+// TestServerWriterAbort: Abort closes the connection without END_REQUEST.
+func TestServerWriterAbort(t *testing.T) {
+	h := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		io.WriteString(w, "partial")
+		w.Flush()
+		io.WriteString(w, "dropped")
+		w.Abort()
+		return 0
+	})
+	addr, _ := serve(t, NewServer(ServerConfig{}, h))
+	var in []byte
+	in = append(in, recID(typeBeginRequest, 1, beginRequestBody(roleResponder, flagKeepConn))...)
+	in = append(in, recID(typeParams, 1, nil)...)
+	in = append(in, recID(typeStdin, 1, nil)...)
+	if out := exchange(t, addr, in); !bytes.Equal(out, recID(typeStdout, 1, []byte("partial"))) {
+		t.Fatalf("answer %x, want the partial STDOUT and nothing else", out)
+	}
+}
+
+// TestServerIdleTimeout: a keep-alive connection on which nothing comes is
+// closed cleanly after IdleTimeout; a client that stops inside a record is
+// a protocol error after ReadTimeout.
+func TestServerIdleTimeout(t *testing.T) {
+	s := NewServer(ServerConfig{IdleTimeout: 50 * time.Millisecond, ReadTimeout: 50 * time.Millisecond}, echo)
+	addr, errs := serve(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := <-errs; err != nil {
+		t.Errorf("idle: ServeConn = %v, want nil", err)
+	}
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write([]byte{1, byte(typeBeginRequest), 0, 1, 0, 8, 0, 0, 0})
+	if err := <-errs; !errors.Is(err, ErrProtocol) {
+		t.Errorf("stalled mid-record: ServeConn = %v, want ErrProtocol", err)
+	}
+}
+
+// TestServerIgnoresInactive: records for a request id that is not active
+// are ignored (FastCGI 1.0, 3.3), such as the end of a STDIN that comes
+// after the END_REQUEST of an answer that did not wait for it.
+func TestServerIgnoresInactive(t *testing.T) {
+	early := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		io.WriteString(w, "early")
+		return 0
+	})
+	addr, errs := serve(t, NewServer(ServerConfig{}, early))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	var in []byte
+	in = append(in, recID(typeParams, 9, []byte("junk"))...) // never begun
+	in = append(in, recID(typeStdin, 9, nil)...)
+	in = append(in, recID(typeBeginRequest, 1, beginRequestBody(roleResponder, 0))...)
+	in = append(in, recID(typeParams, 1, nil)...)
+	c.Write(in)
+	want := append(append(recID(typeStdout, 1, []byte("early")), recID(typeStdout, 1, nil)...), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("answer %x, %v; want %x", got, err, want)
+	}
+	// The client sends its STDIN after the answer, then closes: the
+	// server has read it (no reset) and ends the connection cleanly.
+	c.Write(append(recID(typeStdin, 1, []byte("late")), recID(typeStdin, 1, nil)...))
+	c.(*net.TCPConn).CloseWrite()
+	if rest, err := io.ReadAll(c); len(rest) != 0 || err != nil {
+		t.Fatalf("after the answer: %x, %v; want a clean close", rest, err)
+	}
+	if err := <-errs; err != nil {
+		t.Errorf("ServeConn = %v, want nil", err)
+	}
+}
+
+// TestServerSlowHandler: the read and idle timeouts bound the client's
+// sending, never a handler's work: a keep-alive connection whose request
+// takes longer than both is answered and carries the next request.
+func TestServerSlowHandler(t *testing.T) {
+	slow := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		time.Sleep(200 * time.Millisecond) // the work of a slow script
+		io.WriteString(w, "slow")
+		return 0
+	})
+	addr, _ := serve(t, NewServer(ServerConfig{ReadTimeout: 50 * time.Millisecond, IdleTimeout: 50 * time.Millisecond}, slow))
+	p := NewPool(PoolConfig{Addr: addr})
+	defer p.Close()
+	for i := range 2 {
+		resp, err := p.Do(context.Background(), &Request{Params: []Param{{"REQUEST_URI", "/"}}})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		out, err := io.ReadAll(resp)
+		resp.Close()
+		if err != nil || string(out) != "slow" {
+			t.Fatalf("request %d: %q, %v", i, out, err)
+		}
+	}
+	if s := p.Stats(); s.Open != 1 {
+		t.Fatalf("the connection was not kept: %+v", s)
+	}
+}
+
+// TestServerBufferedWrites: writes are buffered up to about 64 KiB and sent
+// when the buffer is full, by Flush, and with END_REQUEST; the stream comes
+// out whole and in order.
+func TestServerBufferedWrites(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 200000/16)
+	h := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		w.Write(big[:10])
+		w.Stderr([]byte("warn"))
+		w.Flush()
+		w.Write(big[10:])
+		return 5
+	})
+	addr, _ := serve(t, NewServer(ServerConfig{}, h))
+	p := NewPool(PoolConfig{Addr: addr})
+	defer p.Close()
+	var stderr []byte
+	resp, err := p.Do(context.Background(), &Request{Stderr: func(b []byte) { stderr = append(stderr, b...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(resp)
+	resp.Close()
+	if err != nil || !bytes.Equal(out, big) || string(stderr) != "warn" || resp.AppStatus() != 5 {
+		t.Fatalf("%d bytes (equal: %v), %v, stderr %q, app status %d", len(out), bytes.Equal(out, big), err, stderr, resp.AppStatus())
 	}
 }

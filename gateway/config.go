@@ -33,6 +33,27 @@ type Config struct {
 	// ServerSoftware is sent as SERVER_SOFTWARE. Default "fcgigate".
 	ServerSoftware string
 
+	// FastCGIListen is the FastCGI front's address, "host:port", where a
+	// web server sends requests with mod_proxy_fcgi or fastcgi_pass.
+	// Default "": no FastCGI front. See ServeFastCGI.
+	FastCGIListen string
+	// AllowedClients are the networks ("127.0.0.0/8") and addresses
+	// ("10.0.0.7") that may connect to the FastCGI front, like FPM's
+	// listen.allowed_clients; any other client is closed at accept.
+	// "0.0.0.0/0" and "::/0" allow all. Default ["127.0.0.0/8", "::1"]:
+	// loopback only, since a FastCGI client chooses SCRIPT_FILENAME and
+	// so which file PHP runs.
+	AllowedClients []string
+	// FastCGIReadTimeout bounds each wait for a record from a FastCGI
+	// client while a request is being received, and each write to it.
+	// Default 60s, as FPM's and nginx's read timeouts.
+	FastCGIReadTimeout time.Duration
+	// FastCGIIdleTimeout closes FastCGI client connections idle this long.
+	// Default 60s; set the web server's keep-alive time for its backend
+	// connections below it (Apache: ttl=, nginx: keepalive_timeout), so
+	// that it never reuses one the gateway is closing.
+	FastCGIIdleTimeout time.Duration
+
 	// Pools are the backend pools. Until routing exists every request
 	// goes to the first pool.
 	Pools []PoolConfig
@@ -42,8 +63,14 @@ type Config struct {
 type PoolConfig struct {
 	// Name identifies the pool in logs and metrics. Required, unique.
 	Name string
-	// Backends are the FPM addresses, "host:port". At least one.
+	// Backends are the FPM addresses, "host:port". At least one, unless
+	// Service is set.
 	Backends []string
+	// Service, instead of Backends, names the discovery source of the
+	// pool's members (a Consul service, configured in package discovery):
+	// the pool starts with no backend, requests get 503 until members
+	// arrive, and SetBackends follows them as they come and go.
+	Service string
 
 	// DocumentRoot is the docroot as the FPM hosts see it; SCRIPT_FILENAME
 	// is DocumentRoot + SCRIPT_NAME. Required, absolute.
@@ -64,6 +91,14 @@ type PoolConfig struct {
 	// Params are extra FastCGI params sent with every request, after the
 	// CGI ones (like nginx's fastcgi_param).
 	Params map[string]string
+	// KeepClientDocroot, on the FastCGI front, passes DOCUMENT_ROOT and
+	// SCRIPT_FILENAME on as the web server sent them. By default, when the
+	// web server's DOCUMENT_ROOT differs from DocumentRoot, the gateway
+	// rewrites DOCUMENT_ROOT, and the DOCUMENT_ROOT prefix of
+	// SCRIPT_FILENAME and PATH_TRANSLATED, to DocumentRoot, so that the
+	// web server's docroot need not be the FPM hosts'. (The file's
+	// rewrite_docroot = false sets it.)
+	KeepClientDocroot bool
 
 	// DialTimeout bounds connecting to a backend. Default 2s.
 	DialTimeout time.Duration
@@ -120,7 +155,24 @@ type PoolConfig struct {
 	// fields take the balancer's defaults; its MaxConcurrent defaults to
 	// MaxConns.
 	Balancer balancer.Config
+
+	// Balance is how the pool counts a backend's load: "least-conn"
+	// (the default), this gateway's requests in flight; or
+	// "least-conn-cluster", those plus the requests in flight that the
+	// other gateways of the cluster last reported (cmd feeds them through
+	// the backends' load penalty; it needs [cluster]).
+	Balance string
+	// SourceAddress, if set, is the local IP that connections to the
+	// backends come from, so that each gateway on a host with several
+	// addresses is a distinct peer to firewalls. Empty: the kernel picks.
+	SourceAddress string
 }
+
+// The values of PoolConfig.Balance.
+const (
+	BalanceLeastConn        = "least-conn"
+	BalanceLeastConnCluster = "least-conn-cluster"
+)
 
 // Defaults returns c with every zero field set to its default.
 func (c Config) Defaults() Config {
@@ -138,6 +190,15 @@ func (c Config) Defaults() Config {
 	}
 	if c.ServerSoftware == "" {
 		c.ServerSoftware = "fcgigate"
+	}
+	if len(c.AllowedClients) == 0 {
+		c.AllowedClients = []string{"127.0.0.0/8", "::1"}
+	}
+	if c.FastCGIReadTimeout == 0 {
+		c.FastCGIReadTimeout = 60 * time.Second
+	}
+	if c.FastCGIIdleTimeout == 0 {
+		c.FastCGIIdleTimeout = 60 * time.Second
 	}
 	pools := make([]PoolConfig, len(c.Pools))
 	for i, p := range c.Pools {
@@ -182,6 +243,9 @@ func (p PoolConfig) Defaults() PoolConfig {
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = 3
 	}
+	if p.Balance == "" {
+		p.Balance = BalanceLeastConn
+	}
 	if p.Balancer.MaxConcurrent == 0 {
 		p.Balancer.MaxConcurrent = p.MaxConns
 	}
@@ -199,6 +263,17 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 {
 		return fmt.Errorf("max_header_bytes: %d is less than 1024", c.MaxHeaderBytes)
+	}
+	if c.FastCGIListen != "" {
+		if _, _, err := net.SplitHostPort(c.FastCGIListen); err != nil {
+			return fmt.Errorf("fastcgi.listen: %w", err)
+		}
+	}
+	if _, err := parseAllowList(c.AllowedClients); err != nil {
+		return fmt.Errorf("fastcgi.allowed_clients: %w", err)
+	}
+	if c.FastCGIReadTimeout < 0 || c.FastCGIIdleTimeout < 0 {
+		return errors.New("fastcgi.read_timeout and fastcgi.idle_timeout must not be negative")
 	}
 	if len(c.Pools) == 0 {
 		return errors.New("no pool: at least one [[pool]] is required")
@@ -221,8 +296,11 @@ func (p PoolConfig) Validate() error {
 	if p.Name == "" {
 		return errors.New("name is required")
 	}
-	if len(p.Backends) == 0 {
-		return errors.New("backends: at least one address is required")
+	switch {
+	case p.Service != "" && len(p.Backends) > 0:
+		return errors.New("service: set either backends or service, not both")
+	case p.Service == "" && len(p.Backends) == 0:
+		return errors.New("backends: at least one address is required (or a service to discover them)")
 	}
 	for _, b := range p.Backends {
 		host, port, err := net.SplitHostPort(b)
@@ -274,12 +352,25 @@ func (p PoolConfig) Validate() error {
 		return errors.New("try_timeout and retry_timeout must not be negative")
 	}
 	for addr, w := range p.Weights {
-		if !slices.Contains(p.Backends, addr) {
+		if p.Service != "" {
+			// Discovered backends: any address may come.
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				return fmt.Errorf("weights: %q: %w", addr, err)
+			}
+		} else if !slices.Contains(p.Backends, addr) {
 			return fmt.Errorf("weights: %q is not one of the backends", addr)
 		}
 		if w < 0 || w > balancer.MaxWeight {
 			return fmt.Errorf("weights: %q: %d is outside 0..%d", addr, w, balancer.MaxWeight)
 		}
+	}
+	switch p.Balance {
+	case "", BalanceLeastConn, BalanceLeastConnCluster:
+	default:
+		return fmt.Errorf("balance: %q is not %q or %q", p.Balance, BalanceLeastConn, BalanceLeastConnCluster)
+	}
+	if p.SourceAddress != "" && net.ParseIP(p.SourceAddress) == nil {
+		return fmt.Errorf("source_address: %q is not an IP address", p.SourceAddress)
 	}
 	if err := p.Balancer.Validate(); err != nil {
 		return err

@@ -1,6 +1,9 @@
 // Package gateway is fcgigate's HTTP front. It turns each HTTP request into
 // a FastCGI responder request for a PHP-FPM backend picked from a balancer
-// pool, and streams the answer back.
+// pool, and streams the answer back. Its FastCGI front (fcgifront.go,
+// ServeFastCGI) takes FastCGI requests from a web server instead, and sends
+// them through the same pools, balancer and retries, with their params and
+// answers passed through.
 //
 // A request goes through these steps:
 //
@@ -25,6 +28,13 @@
 //     body, record by record, flushing whenever no more output is waiting.
 //   - errors.go maps failures to 502, 503 and 504.
 //
+// A request of the FastCGI front skips the first four steps: the web server
+// has resolved the path and built the params. fcgifront.go passes them on,
+// minus HTTP_PROXY and with DOCUMENT_ROOT rewritten to the pool's, streams
+// STDIN to the backend, and relays STDOUT, STDERR and the application status
+// as they come; a failure before any byte of the answer is answered with a
+// CGI Status of 502, 503 or 504. allow.go holds the client allow-list.
+//
 // Invariants:
 //
 //   - Nothing is sent to a backend before the path has been checked and the
@@ -37,7 +47,10 @@
 //     response (panic(http.ErrAbortHandler)), so a client never takes a
 //     truncated body for a whole one.
 //   - The client's Proxy header never becomes HTTP_PROXY, and a header whose
-//     name holds anything but letters, digits and '-' never reaches PHP.
+//     name holds anything but letters, digits and '-' never reaches PHP. The
+//     FastCGI front drops an HTTP_PROXY param that a web server passes on.
+//   - The FastCGI front serves only clients in AllowedClients (loopback by
+//     default); the others are closed at accept and counted.
 //   - PHP's Status header is never forwarded. A reason phrase that differs
 //     from the standard one reaches HTTP/1.x clients on a hijacked
 //     connection (see rawstatus.go).

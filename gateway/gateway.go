@@ -25,11 +25,13 @@ import (
 )
 
 // Gateway is the HTTP front: an http.Handler that answers each request from
-// a pool of FastCGI backends or, for static files, itself.
+// a pool of FastCGI backends or, for static files, itself. ServeFastCGI
+// serves its FastCGI front, in front of the same pools.
 type Gateway struct {
 	cfg   Config
 	log   *slog.Logger
 	pools []*pool
+	front fcgiFront // the FastCGI front's counters (fcgifront.go)
 
 	closeOnce sync.Once
 }
@@ -44,6 +46,8 @@ type pool struct {
 
 	checkMu sync.Mutex // protects checked
 	checked map[*balancer.Backend]*checkState
+
+	members members // the dial for new backends, and those leaving (backends.go)
 }
 
 // dialFunc makes a backend connection; tests replace net.Dialer with one.
@@ -75,23 +79,10 @@ func newGateway(cfg Config, log *slog.Logger, dial dialFunc) (*Gateway, error) {
 			p.extra = append(p.extra, fastcgi.Param{Name: name, Value: value})
 		}
 		slices.SortFunc(p.extra, func(a, b fastcgi.Param) int { return strings.Compare(a.Name, b.Name) })
+		p.members.dial = poolDial(pc, dial)
 		backends := make([]*balancer.Backend, len(pc.Backends))
 		for i, addr := range pc.Backends {
-			b := balancer.NewBackend(addr)
-			b.Value = fastcgi.NewPool(fastcgi.PoolConfig{
-				Addr:               addr,
-				DialTimeout:        pc.DialTimeout,
-				MaxIdle:            pc.MaxIdleConns,
-				IdleTimeout:        pc.IdleConnTimeout,
-				MaxRequestsPerConn: pc.MaxRequestsPerConn,
-				MaxConns:           pc.MaxConns,
-				MaxWait:            pc.ConnWaitTimeout,
-				Dial:               dial,
-			})
-			if w, ok := pc.Weights[addr]; ok {
-				b.SetWeight(w)
-			}
-			backends[i] = b
+			backends[i] = p.newBackend(addr)
 		}
 		bal, err := balancer.NewPoolConfig(pc.Name, pc.Balancer, backends)
 		if err != nil {
@@ -103,12 +94,24 @@ func newGateway(cfg Config, log *slog.Logger, dial dialFunc) (*Gateway, error) {
 	return g, nil
 }
 
+// poolDial returns the dial function for pc's backends: dial if not nil
+// (tests), else one from pc.SourceAddress if set, else nil (fastcgi's
+// default dialer).
+func poolDial(pc PoolConfig, dial dialFunc) dialFunc {
+	if dial != nil || pc.SourceAddress == "" {
+		return dial
+	}
+	d := &net.Dialer{KeepAlive: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(pc.SourceAddress)}}
+	return d.DialContext
+}
+
 // Close closes the backends' idle connections and makes further requests
 // fail with 503; connections in use close when their requests end. It is
 // safe to call more than once.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		for _, p := range g.pools {
+			p.members.close()
 			for _, b := range p.bal.Backends() {
 				b.Value.(*fastcgi.Pool).Close()
 			}
@@ -165,6 +168,25 @@ func (g *Gateway) SetBackendState(pool, addr string, st BackendState) bool {
 				b.Value.(*fastcgi.Pool).SetMaxConns(limit)
 			}
 			return true
+		}
+	}
+	return false
+}
+
+// SetLoadPenalty sets the load penalty of the backend addr of pool (see
+// balancer.Backend.SetLoadPenalty), between health reports: the cluster
+// view feeds the other gateways' load through it. It reports false if
+// there is no such backend.
+func (g *Gateway) SetLoadPenalty(pool, addr string, n int) bool {
+	for _, p := range g.pools {
+		if p.cfg.Name != pool {
+			continue
+		}
+		for _, b := range p.bal.Backends() {
+			if b.Addr() == addr {
+				b.SetLoadPenalty(n)
+				return true
+			}
 		}
 	}
 	return false

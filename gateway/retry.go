@@ -36,6 +36,10 @@ var (
 //
 // TryTimeout and RetryTimeout bound only the wait for the response header:
 // their timers stop once a header is in, so they never cut a response body.
+//
+// The FastCGI front passes answers through unparsed: it calls roundTrip
+// with a nil h and rc, and an attempt then succeeds once the first byte of
+// STDOUT, or its end, has arrived, left unread in ex.br (see peekAnswer).
 func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *reqBody, h http.Header, rc *http.ResponseController, method string) (*fastcgi.Response, *balancer.Backend, cgiHead, func(), error) {
 	var avoid [maxAttempts]*balancer.Backend
 	tried := avoid[:0]
@@ -74,7 +78,7 @@ func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *re
 		ex.req.Body = nil
 		if body != nil {
 			ex.req.Body = body.reader()
-			if body.stream != nil && !duplex {
+			if body.stream != nil && !duplex && rc != nil {
 				// The backend reads the body while the response comes
 				// back; without this, net/http would discard what is
 				// left of it when the response starts.
@@ -82,12 +86,20 @@ func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *re
 				duplex = true
 			}
 		}
+		start := time.Now()
 		resp, err := b.Value.(*fastcgi.Pool).Do(actx, &ex.req)
 		var head cgiHead
 		if err == nil {
 			ex.br.Reset(resp)
-			head, err = readCGIHeader(ex.br, h)
+			if h == nil {
+				head, err = peekAnswer(ex.br)
+			} else {
+				head, err = readCGIHeader(ex.br, h)
+			}
 			if err == nil {
+				// Time to the header: what the balancer weighs a
+				// backend's slowness by.
+				b.ObserveLatency(time.Since(start))
 				for _, t := range timers {
 					t.Stop() // the header is in: nothing may cut the body now
 				}

@@ -158,7 +158,10 @@ func (b *reqBody) abandon(rc *http.ResponseController) {
 		return
 	}
 	b.stream.touched.Store(true)
-	if rc != nil {
+	switch {
+	case b.stream.abandon != nil:
+		b.stream.abandon()
+	case rc != nil:
 		rc.SetReadDeadline(aLongTimeAgo)
 	}
 }
@@ -194,6 +197,10 @@ type streamBody struct {
 	// backend would otherwise wait for the rest of the body, and the
 	// gateway for an answer, until a timeout.
 	cancel context.CancelFunc
+	// abandon, if set, ends a pending Read at once; it is how abandon
+	// stops the FastCGI front's STDIN. Without it, the HTTP connection's
+	// read deadline does.
+	abandon func()
 }
 
 func (s *streamBody) Read(p []byte) (int, error) {

@@ -6,6 +6,7 @@ package health
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -57,6 +58,11 @@ type Config struct {
 	// in about Fall*Interval. The passive signals and the breaker act on
 	// the requests in between.
 	Fall int
+
+	// SourceAddress, if set, is the local IP the probes connect from, as
+	// the pool's requests do (its source_address), so that a firewall
+	// that cuts this gateway off from a backend cuts its probes too.
+	SourceAddress string
 
 	// Reporter receives the result of every probe. Nil discards them.
 	Reporter Reporter
@@ -152,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.Interval > 0 && c.Timeout > c.Interval {
 		bad("Timeout %v must not exceed Interval %v", c.Timeout, c.Interval)
+	}
+	if c.SourceAddress != "" && net.ParseIP(c.SourceAddress) == nil {
+		bad("SourceAddress %q is not an IP address", c.SourceAddress)
 	}
 	if c.Rise < 0 {
 		bad("Rise %d must be at least 1", c.Rise)

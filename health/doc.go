@@ -33,6 +33,15 @@
 // the balancer's backends with a small adapter, since health does not import
 // the balancer.
 //
+// Gossip (gossip.go) makes the gateways of a cluster one: a memberlist
+// member per gateway spreads its verdict on each backend (up, suspect,
+// down), its requests in flight per backend and its config version, and
+// Cluster (cluster.go) merges what the others spread. A gateway's own
+// probes decide its own routing; a backend that a quorum of the live
+// gateways finds down is taken out on all of them; a peer's failure
+// report makes the others probe at once, and a failed probe then confirms
+// it. The encoding is in message.go, the keyring file in keyring.go.
+//
 // Invariants:
 //   - Each target is probed by one goroutine owned by Run, one probe at a
 //     time; all of them stop before Run returns, and a removed target's

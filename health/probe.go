@@ -37,6 +37,16 @@ type ProbeError struct {
 func (e *ProbeError) Error() string { return e.Reason }
 func (e *ProbeError) Unwrap() error { return e.Err }
 
+// sourceDialer returns a dial function whose connections come from the IP
+// source, or nil (the pool's default dialer) when source is empty.
+func sourceDialer(source string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if source == "" {
+		return nil
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+	return d.DialContext
+}
+
 // checker sends the probe requests of one target over a pool of its own
 // that keeps no idle connection (see the package invariants).
 type checker struct {
@@ -49,7 +59,7 @@ type checker struct {
 func newChecker(addr string, cfg Config) *checker {
 	c := &checker{
 		cfg:  cfg,
-		pool: fastcgi.NewPool(fastcgi.PoolConfig{Addr: addr, DialTimeout: cfg.Timeout, MaxIdle: -1}),
+		pool: fastcgi.NewPool(fastcgi.PoolConfig{Addr: addr, DialTimeout: cfg.Timeout, MaxIdle: -1, Dial: sourceDialer(cfg.SourceAddress)}),
 		ping: probeParams(cfg.PingPath, ""),
 	}
 	if cfg.StatusPath != "" {

@@ -52,7 +52,7 @@ var SlowPoolCase = Case{Name: "slowpool", Path: "/whoami.php?ms=2", Bytes: len("
 
 // BenchConfig configures RunBench. Zero fields take the defaults given.
 type BenchConfig struct {
-	// Scenario is "" (one pool) or ScenarioSlowPool.
+	// Scenario is "" (one pool), ScenarioSlowPool or ScenarioApache.
 	Scenario string
 	// Repo is the repository root; the docroot is Repo/test/php. Required.
 	Repo string
@@ -101,6 +101,9 @@ type BenchConfig struct {
 func (c *BenchConfig) setDefaults() {
 	if len(c.Proxies) == 0 {
 		c.Proxies = []string{ProxyNginx, ProxyFcgigate}
+		if c.Scenario == ScenarioApache {
+			c.Proxies = apacheProxies
+		}
 	}
 	if len(c.Cases) == 0 {
 		c.Cases = DefaultCases
@@ -135,6 +138,7 @@ type Target struct {
 	Name string
 	URL  string // "http://127.0.0.x:port"
 	PID  int    // root of the process tree whose CPU time is measured
+	Also []int  // more process trees charged to it (the gateway behind Apache)
 	// Log returns the target's log, filtered to its warnings and errors.
 	Log func() []string
 }
@@ -302,7 +306,10 @@ func startProxy(ctx context.Context, name string, cfg BenchConfig, dir string, b
 		log := func() []string { return logLines(g.Log()) }
 		return Target{Name: name, URL: "http://" + listen, PID: g.PID(), Log: log}, g.Stop, nil
 	}
-	return Target{}, nil, fmt.Errorf("unknown proxy %q (want %s or %s)", name, ProxyNginx, ProxyFcgigate)
+	if t, stop, ok, err := startApacheProxy(ctx, name, cfg, dir, backends, docroot, rep); ok {
+		return t, stop, err
+	}
+	return Target{}, nil, fmt.Errorf("unknown proxy %q (want %s, %s, %s or %s)", name, ProxyNginx, ProxyFcgigate, ProxyApache, ProxyApacheFcgigate)
 }
 
 // checkCase sends c once to t and insists on a 200 with c.Bytes of body, so
@@ -351,7 +358,7 @@ func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target,
 			for _, t := range targets {
 				o := cfg.Wrk
 				o.URL = t.URL + c.Path
-				cpu0, _, err := TreeCPU(t.PID)
+				cpu0, err := targetCPU(t)
 				if err != nil {
 					return rounds, fmt.Errorf("%s: %w", t.Name, err)
 				}
@@ -364,7 +371,7 @@ func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target,
 				if err != nil {
 					return rounds, fmt.Errorf("round %d %s %s: %w", n, c.Name, t.Name, err)
 				}
-				cpu1, _, err := TreeCPU(t.PID)
+				cpu1, err := targetCPU(t)
 				if err != nil {
 					return rounds, fmt.Errorf("%s after round %d: %w", t.Name, n, err)
 				}

@@ -18,6 +18,9 @@ type GatewayOptions struct {
 	Binary string
 	// Listen is the HTTP front's address, "127.0.1.x:port". Required.
 	Listen string
+	// FastCGIListen is the FastCGI front's address, "127.0.1.x:port".
+	// Empty: no FastCGI front.
+	FastCGIListen string
 	// Pool names the pool. Empty means "lab".
 	Pool string
 	// Backends are the FPM addresses. At least one.
@@ -62,8 +65,8 @@ func GatewayBinary(ctx context.Context, repo, dir string) (string, error) {
 
 // StartGateway renders fcgigate.toml.tmpl for o into o.Dir, starts `fcgigate
 // serve -config fcgigate.toml` in a process group of its own with its
-// stderr in o.Dir/fcgigate.log, and returns once o.Listen accepts
-// connections. ctx bounds only the start.
+// stderr in o.Dir/fcgigate.log, and returns once o.Listen (and
+// o.FastCGIListen, if set) accepts connections. ctx bounds only the start.
 func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
 	if o.Pool == "" {
 		o.Pool = "lab"
@@ -74,7 +77,11 @@ func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
 	if o.Binary == "" || o.Dir == "" || o.Templates == "" || o.DocRoot == "" || len(o.Backends) == 0 {
 		return nil, fmt.Errorf("start fcgigate: Binary, Dir, Templates, DocRoot and Backends are required")
 	}
-	for _, a := range append([]string{o.Listen}, o.Backends...) {
+	addrs := append([]string{o.Listen}, o.Backends...)
+	if o.FastCGIListen != "" {
+		addrs = append(addrs, o.FastCGIListen)
+	}
+	for _, a := range addrs {
 		if err := checkLoopback(a); err != nil {
 			return nil, fmt.Errorf("start fcgigate: %w", err)
 		}
@@ -89,7 +96,15 @@ func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{Listen: o.Listen, Dir: o.Dir, Config: conf, process: p}
-	if err := p.awaitReady(ctx, startTimeout, func() error { return dialCheck(o.Listen) }); err != nil {
+	ready := func() error {
+		if o.FastCGIListen != "" {
+			if err := dialCheck(o.FastCGIListen); err != nil {
+				return err
+			}
+		}
+		return dialCheck(o.Listen)
+	}
+	if err := p.awaitReady(ctx, startTimeout, ready); err != nil {
 		_ = g.Stop()
 		return nil, err
 	}

@@ -49,6 +49,7 @@ type Env struct {
 	NumCPU           int    `json:"num_cpu"`
 	GOMAXPROCS       int    `json:"gomaxprocs"` // the lab's, which fcgigate inherits with its environment
 	Nginx            string `json:"nginx"`
+	Apache           string `json:"apache,omitempty"` // in the Apache scenario
 	NginxWorkers     string `json:"nginx_worker_processes"`
 	NginxWorkerCount int    `json:"nginx_workers"`   // as counted under the master
 	NginxKeepalive   int    `json:"nginx_keepalive"` // upstream keepalive; 0: fastcgi_keep_conn off
@@ -80,10 +81,13 @@ type Summary struct {
 	Errors      int64   `json:"errors"` // socket errors and responses >= 400, all rounds
 }
 
-// Ratio is fcgigate's summary divided by nginx's for one case. Above 1 is
+// Ratio is fcgigate's summary divided by nginx's for one case (in the
+// Apache scenario: Apache through fcgigate's by Apache alone). Above 1 is
 // better for ReqPerSec and worse for the others.
 type Ratio struct {
 	Case      string  `json:"case"`
+	Proxy     string  `json:"proxy"`    // the numerator
+	Baseline  string  `json:"baseline"` // the denominator
 	ReqPerSec float64 `json:"req_per_sec"`
 	P50       float64 `json:"p50"`
 	P99       float64 `json:"p99"`
@@ -135,11 +139,14 @@ func (r *Report) summarize(cases []Case, proxies []string) {
 			r.Summaries = append(r.Summaries, s)
 			byProxy[p] = s
 		}
-		g, gok := byProxy[ProxyFcgigate]
-		n, nok := byProxy[ProxyNginx]
+		num, den := ratioPair(proxies)
+		g, gok := byProxy[num]
+		n, nok := byProxy[den]
 		if gok && nok {
 			r.Ratios = append(r.Ratios, Ratio{
 				Case:      c.Name,
+				Proxy:     num,
+				Baseline:  den,
 				ReqPerSec: ratio(g.ReqPerSec, n.ReqPerSec),
 				P50:       ratio(g.P50Ms, n.P50Ms),
 				P99:       ratio(g.P99Ms, n.P99Ms),
@@ -183,6 +190,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "\nmachine: %d CPUs; fcgigate GOMAXPROCS %d; %s worker_processes %s (%d workers), upstream keepalive %d; php-fpm pm.max_children %d (static)\n",
 		e.NumCPU, e.GOMAXPROCS, e.Nginx, e.NginxWorkers, e.NginxWorkerCount, e.NginxKeepalive, e.FPMChildren)
+	if e.Apache != "" {
+		fmt.Fprintf(&b, "apache: %s, event MPM, mod_proxy_fcgi with enablereuse=on, to php-fpm or to fcgigate's FastCGI front\n", e.Apache)
+	}
 	fmt.Fprintf(&b, "load: %s, %d interleaved rounds per case and proxy after a %s warm-up; figures are medians of rounds\n",
 		e.Wrk, e.Rounds, e.Warmup)
 	fmt.Fprintf(&b, "(latencies are wrk's, which adds synthetic samples for stalls; FPM conns/queue: most connections seen open to\n"+
@@ -196,7 +206,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	tw.Flush()
 	if len(r.Ratios) > 0 {
-		fmt.Fprintf(&b, "\nfcgigate/nginx (req/s: higher is better; p99 and CPU per request: lower is better)\n")
+		num, den := r.Ratios[0].Proxy, r.Ratios[0].Baseline
+		if num == "" {
+			num, den = ProxyFcgigate, ProxyNginx // a report saved before ratios named them
+		}
+		fmt.Fprintf(&b, "\n%s/%s (req/s: higher is better; p99 and CPU per request: lower is better)\n", num, den)
 		for _, q := range r.Ratios {
 			fmt.Fprintf(&b, "  %-6s  req/s %.2fx   p50 %.2fx   p99 %.2fx   CPU %.2fx\n", q.Case, q.ReqPerSec, q.P50, q.P99, q.CPU)
 		}

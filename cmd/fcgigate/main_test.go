@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/fcgigate/fcgigate/fastcgi"
 )
 
 // wait bounds every wait for something that should happen promptly.
@@ -90,6 +92,53 @@ func TestServe(t *testing.T) {
 	addr := servingAddr(t, logs)
 	if status, body, err := get("http://" + addr + "/hello"); err != nil || status != 200 || body != "hello from /hello" {
 		t.Errorf("GET /hello: %d %q %v", status, body, err)
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit code %d, want 0\n%s", c, logs)
+		}
+	case <-time.After(wait):
+		t.Fatalf("serve did not return after cancel\n%s", logs)
+	}
+	be.stop()
+}
+
+// TestServeFastCGIFront: with [fastcgi] listen set, serve runs the FastCGI
+// front beside the HTTP one, and both stop on cancel.
+func TestServeFastCGIFront(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	be := startBackend(t)
+	cfg := writeConfig(t, "127.0.0.1:0", be.addr, "[fastcgi]\nlisten = \"127.0.0.1:0\"\n")
+	logs := newLineLog()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"serve", "-config", cfg}, io.Discard, logs) }() // ends when ctx is cancelled
+
+	var rec struct{ Addr string }
+	if line := logs.wait(t, `"msg":"fastcgi front serving"`); json.Unmarshal([]byte(line), &rec) != nil || rec.Addr == "" {
+		t.Fatalf("startup line %q", line)
+	}
+	servingAddr(t, logs)
+	nc, err := net.Dial("tcp", rec.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fastcgi.NewConn(nc, false)
+	resp, err := c.Do(ctx, &fastcgi.Request{ReadTimeout: wait, Params: []fastcgi.Param{
+		{Name: "REQUEST_METHOD", Value: "GET"}, {Name: "REQUEST_URI", Value: "/hello"},
+		{Name: "SERVER_PROTOCOL", Value: "HTTP/1.1"}, {Name: "SCRIPT_FILENAME", Value: "/srv/test/hello"},
+	}})
+	if err != nil {
+		t.Fatalf("FastCGI request: %v\n%s", err, logs)
+	}
+	out, err := io.ReadAll(resp)
+	resp.Close()
+	c.Close()
+	if err != nil || !strings.HasSuffix(string(out), "\r\n\r\nhello from /hello") {
+		t.Errorf("FastCGI answer %q, %v", out, err)
 	}
 	cancel()
 	select {

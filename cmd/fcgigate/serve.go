@@ -20,14 +20,22 @@ import (
 	"github.com/fcgigate/fcgigate/config"
 	"github.com/fcgigate/fcgigate/gateway"
 	"github.com/fcgigate/fcgigate/health"
+	"github.com/fcgigate/fcgigate/wiring"
 )
 
 const serveHelp = `Usage: fcgigate serve -config FILE
 
-Runs the gateway. SIGINT or SIGTERM stops it: it stops accepting
-connections, lets requests in flight finish for up to [server] drain_timeout,
-and exits 0. A second signal during the drain ends it at once. SIGHUP is
+Runs the gateway: the HTTP front on [server] listen and, if [fastcgi]
+listen is set, the FastCGI front. SIGINT or SIGTERM stops it: it stops
+accepting connections, lets requests in flight finish for up to [server]
+drain_timeout, and exits 0. A second signal during the drain ends it at once. SIGHUP is
 logged and ignored: reload is not supported yet.
+
+Pools with a service follow its passing instances in Consul ([consul]);
+while Consul is down they keep their last members, and static pools need
+no Consul. With [admin] listen, /healthz is served there; with [register]
+enabled, the gateway registers in Consul with a check on it, and
+deregisters as soon as a signal starts the drain.
 
 Flags:
 `
@@ -66,11 +74,92 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot listen", "err", err)
 		return 1
 	}
+	var fln net.Listener // the FastCGI front's, if [fastcgi] listen is set
+	if addr := cfg.Gateway.FastCGIListen; addr != "" {
+		if fln, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = fmt.Errorf("%w (another process has this port: stop it or change [fastcgi] listen in %s)", err, *path)
+			}
+			log.Error("cannot listen", "err", err)
+			return 1
+		}
+		log.Info("fastcgi front serving", "addr", fln.Addr().String(), "allowed_clients", cfg.Gateway.AllowedClients)
+	}
+	var aln net.Listener // the admin listener, if [admin] listen is set
+	if addr := cfg.Admin.Listen; addr != "" {
+		if aln, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			if fln != nil {
+				fln.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = fmt.Errorf("%w (another process has this port: stop it or change [admin] listen in %s)", err, *path)
+			}
+			log.Error("cannot listen", "err", err)
+			return 1
+		}
+	}
 	log.Info("fcgigate serving", "addr", ln.Addr().String(), "version", version, "pools", poolsValue(cfg.Gateway.Pools))
 
 	probeCtx, stopProbes := context.WithCancel(ctx)
-	probes := startProbers(probeCtx, cfg, gw, log)
-	err = gw.Serve(ctx, ln, cfg.DrainTimeout)
+	probers := map[string]*health.Prober{}
+	probes, err := startProbers(probeCtx, cfg, gw, log, probers)
+	if err != nil {
+		stopProbes()
+		ln.Close()
+		if fln != nil {
+			fln.Close()
+		}
+		if aln != nil {
+			aln.Close()
+		}
+		log.Error("cannot start the cluster member", "err", err)
+		return 1
+	}
+	// Discovery feeds each pool's members to the gateway and its prober;
+	// the registration in Consul is withdrawn as soon as ctx is done.
+	loops, err := wiring.Start(ctx, wiring.Options{
+		Config: cfg, Gateway: gw, Log: log, Front: ln.Addr(), Admin: aln,
+		OnMembers: func(pool string, addrs []string) {
+			if p := probers[pool]; p != nil {
+				p.SetTargets(addrs)
+			}
+		},
+	})
+	if err != nil {
+		stopProbes()
+		probes.Wait()
+		ln.Close()
+		if fln != nil {
+			fln.Close()
+		}
+		if aln != nil {
+			aln.Close()
+		}
+		log.Error("cannot start discovery", "err", err)
+		return 1
+	}
+	// Both fronts drain together on a signal; if one fails, the other
+	// stops too.
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	fcgiErr := make(chan error, 1)
+	if fln != nil {
+		go func() { // returns once serveCtx is done and the drain is over, or fln fails
+			err := gw.ServeFastCGI(serveCtx, fln, cfg.DrainTimeout)
+			if err != nil {
+				stopServing()
+			}
+			fcgiErr <- err
+		}()
+	} else {
+		fcgiErr <- nil
+	}
+	err = gw.Serve(serveCtx, ln, cfg.DrainTimeout)
+	stopServing()
+	err = errors.Join(err, <-fcgiErr)
+	loops.Close()
 	stopProbes()
 	probes.Wait()
 	stop() // so that its "stopping" line comes before ours
@@ -87,10 +176,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // startProbers runs one health prober per pool that has [pool.health]
-// enabled, feeding its verdicts to the gateway's balancer. They stop when ctx
-// is done; the WaitGroup tells when they have.
-func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, log *slog.Logger) *sync.WaitGroup {
+// enabled, feeding its verdicts to the gateway's balancer. With [cluster],
+// it also starts this gateway's cluster member, and the verdicts go through
+// the cluster view (cluster.go); the error is one from starting the member.
+// They stop when ctx is done; the WaitGroup tells when they have.
+// Each prober is added to probers under its pool's name.
+func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, log *slog.Logger, probers map[string]*health.Prober) (*sync.WaitGroup, error) {
 	var wg sync.WaitGroup
+	var cl *clusterLink // with [cluster]: probes go through the cluster view (cluster.go)
+	if cfg.Cluster != nil {
+		var err error
+		if cl, err = newClusterLink(cfg, gw, log); err != nil {
+			return nil, err
+		}
+	}
 	for _, pc := range cfg.Gateway.Pools {
 		hc, ok := cfg.Health[pc.Name]
 		if !ok {
@@ -106,8 +205,15 @@ func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, lo
 			}
 			gw.SetBackendState(pool, r.Addr, st)
 		})
+		if cl != nil {
+			hc.Reporter = cl.reporter(pool)
+		}
 		p := health.New(hc, log.With("pool", pool))
 		p.SetTargets(pc.Backends)
+		probers[pool] = p
+		if cl != nil {
+			cl.addProber(p, pc.Backends)
+		}
 		wg.Add(1)
 		go func() { // ends when ctx is done
 			defer wg.Done()
@@ -116,7 +222,14 @@ func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, lo
 			}
 		}()
 	}
-	return &wg
+	if cl != nil {
+		wg.Add(1)
+		go func() { // ends when ctx is done, once the member has left
+			defer wg.Done()
+			cl.run(ctx)
+		}()
+	}
+	return &wg, nil
 }
 
 // newLogger returns the process's logger, writing to w as configured; the
@@ -133,10 +246,14 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// poolsValue logs each pool as its name and backends.
+// poolsValue logs each pool as its name and backends, or its service.
 func poolsValue(pools []gateway.PoolConfig) slog.Value {
 	attrs := make([]slog.Attr, 0, len(pools))
 	for _, p := range pools {
+		if p.Service != "" {
+			attrs = append(attrs, slog.String(p.Name, "service "+p.Service))
+			continue
+		}
 		attrs = append(attrs, slog.Any(p.Name, p.Backends))
 	}
 	return slog.GroupValue(attrs...)

@@ -68,14 +68,14 @@ func bench(ctx context.Context, args []string) error {
 		threads  = fs.Int("threads", 2, "wrk threads (wrk -t)")
 		rounds   = fs.Int("rounds", 3, "rounds per case and proxy, interleaved")
 		warmup   = fs.Duration("warmup", 2*time.Second, "warm-up per case and proxy before the rounds; 0 for none")
-		only     = fs.String("only", "", "measure only this proxy: nginx or fcgigate (default both)")
+		only     = fs.String("only", "", "measure only this proxy: nginx or fcgigate (apache or apache+fcgigate with -scenario apache; default both)")
 		gateway  = fs.String("gateway", "", "fcgigate binary (default bin/fcgigate, else a fresh go build)")
 		children = fs.Int("fpm-children", 0, "php-fpm pm.max_children (pm = static); 0: 3 x -conns, at least 8, so every FastCGI connection the proxies hold open has a worker")
 		workers  = fs.String("nginx-workers", "auto", "nginx worker_processes")
 		ngxKeep  = fs.Int("nginx-keepalive", 32, "nginx upstream keepalive (with fastcgi_keep_conn on); 0: a new FastCGI connection per request")
 		out      = fs.String("out", "bench-results", "directory for <timestamp>.json and .txt, relative to the repository root")
 		keep     = fs.Bool("keep", false, "keep the servers' configurations and logs (their temp dir is printed)")
-		scenario = fs.String("scenario", "", `"" for one php-fpm pool (tiny and 64 KiB answers), or "slowpool": three pools, one ten times slower, nginx least_conn against fcgigate`)
+		scenario = fs.String("scenario", "", `"" for one php-fpm pool (tiny and 64 KiB answers), "slowpool": three pools, one ten times slower, nginx least_conn against fcgigate, or "apache": Apache to php-fpm directly against Apache through fcgigate's FastCGI front`)
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -112,10 +112,10 @@ func bench(ctx context.Context, args []string) error {
 	}
 	switch strings.TrimSpace(*only) {
 	case "":
-	case lab.ProxyNginx, lab.ProxyFcgigate:
+	case lab.ProxyNginx, lab.ProxyFcgigate, lab.ProxyApache, lab.ProxyApacheFcgigate:
 		cfg.Proxies = []string{*only}
 	default:
-		return fmt.Errorf("bench: -only %q: want %s or %s", *only, lab.ProxyNginx, lab.ProxyFcgigate)
+		return fmt.Errorf("bench: -only %q: want %s, %s, %s or %s", *only, lab.ProxyNginx, lab.ProxyFcgigate, lab.ProxyApache, lab.ProxyApacheFcgigate)
 	}
 
 	rep, err := lab.RunBench(ctx, cfg)

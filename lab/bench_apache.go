@@ -1,0 +1,112 @@
+// bench_apache.go is the benchmark's Apache scenario: Apache sending PHP to
+// php-fpm directly, against the same Apache sending it through fcgigate's
+// FastCGI front to the same pool, which prices the gateway's hop.
+
+package lab
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ScenarioApache measures Apache (mod_proxy_fcgi, enablereuse) in front of
+// php-fpm directly (ProxyApache) and in front of fcgigate's FastCGI front
+// (ProxyApacheFcgigate), one pool behind either.
+const ScenarioApache = "apache"
+
+// The proxies of ScenarioApache.
+const (
+	ProxyApache         = "apache"
+	ProxyApacheFcgigate = "apache+fcgigate"
+)
+
+// apacheProxies are ScenarioApache's proxies, the baseline first.
+var apacheProxies = []string{ProxyApache, ProxyApacheFcgigate}
+
+// ratioPair returns the proxies whose figures the report divides: fcgigate
+// by nginx, or in the Apache scenario, Apache through fcgigate by Apache
+// alone.
+func ratioPair(proxies []string) (proxy, baseline string) {
+	for _, p := range proxies {
+		if p == ProxyApache || p == ProxyApacheFcgigate {
+			return ProxyApacheFcgigate, ProxyApache
+		}
+	}
+	return ProxyFcgigate, ProxyNginx
+}
+
+// startApacheProxy starts the proxy called name if it is one of the Apache
+// scenario's; ok is false for any other name.
+func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir string, backends []string, docroot string, rep *Report) (t Target, stop func() error, ok bool, err error) {
+	if name != ProxyApache && name != ProxyApacheFcgigate {
+		return Target{}, nil, false, nil
+	}
+	if bin, err := ApacheBinary(); err == nil {
+		rep.Env.Apache = ApacheVersion(bin)
+	}
+	listen, err := freePort("127.0.0.1")
+	if err != nil {
+		return Target{}, nil, true, err
+	}
+	if name == ProxyApache {
+		a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: backends[0], DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+		if err != nil {
+			return Target{}, nil, true, err
+		}
+		return Target{Name: name, URL: "http://" + listen, PID: a.PID(), Log: apacheLog(a)}, a.Stop, true, nil
+	}
+
+	bin := cfg.Gateway
+	if bin == "" {
+		if bin, err = GatewayBinary(ctx, cfg.Repo, dir); err != nil {
+			return Target{}, nil, true, err
+		}
+	}
+	rep.Env.GatewayBinary = bin
+	gdir := filepath.Join(dir, "fcgigate")
+	if err := os.MkdirAll(gdir, 0o755); err != nil {
+		return Target{}, nil, true, err
+	}
+	httpAddr, err := freePort("127.0.1.1")
+	if err != nil {
+		return Target{}, nil, true, err
+	}
+	front, err := freePort("127.0.1.1")
+	if err != nil {
+		return Target{}, nil, true, err
+	}
+	g, err := StartGateway(ctx, GatewayOptions{Binary: bin, Listen: httpAddr, FastCGIListen: front, Backends: backends,
+		DocRoot: docroot, Dir: gdir, Templates: TemplatesDir(cfg.Repo)})
+	if err != nil {
+		return Target{}, nil, true, err
+	}
+	a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: front, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+	if err != nil {
+		return Target{}, nil, true, errors.Join(err, g.Stop())
+	}
+	log := func() []string { return append(apacheLog(a)(), logLines(g.Log())...) }
+	// Apache first: it stops sending before the gateway drains.
+	stop = func() error { return errors.Join(a.Stop(), g.Stop()) }
+	return Target{Name: name, URL: "http://" + listen, PID: a.PID(), Also: []int{g.PID()}, Log: log}, stop, true, nil
+}
+
+// apacheLog returns a function that reads Apache's warnings and errors.
+func apacheLog(a *Apache) func() []string {
+	return func() []string { return logLines(a.ErrorLog(), ":warn]", ":error]", ":crit]", ":alert]", ":emerg]") }
+}
+
+// targetCPU is the CPU time used so far by t's process trees.
+func targetCPU(t Target) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range append([]int{t.PID}, t.Also...) {
+		cpu, _, err := TreeCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu
+	}
+	return sum, nil
+}
