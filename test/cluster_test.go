@@ -135,6 +135,8 @@ type gwOptions struct {
 	interval string // probe interval
 	balance  string
 	keyring  string // keyring file, "" for none
+	noSeeds  bool   // no static seeds: find the others another way
+	extra    string // more TOML, appended
 }
 
 // clusterSetup is three FPMs and the gateways in front of them.
@@ -211,6 +213,10 @@ func (cs *clusterSetup) start(t *testing.T, n int, o gwOptions) *gwProc {
 	if o.interval == "" {
 		o.interval = "250ms"
 	}
+	seeds := cs.seeds
+	if o.noSeeds {
+		seeds = nil
+	}
 	quote := func(ss []string) string {
 		q := make([]string, len(ss))
 		for i, s := range ss {
@@ -243,7 +249,7 @@ interval = %q
 timeout = "250ms"
 rise = 1
 fall = 2
-`, g.host, g.name, g.gossip, quote(cs.seeds), o.keyring, quote(cs.backends), fpmtest.PHPDir(), g.host, o.balance, o.interval)
+`, g.host, g.name, g.gossip, quote(seeds), o.keyring, quote(cs.backends), fpmtest.PHPDir(), g.host, o.balance, o.interval) + o.extra
 	g.cfgPath = filepath.Join(t.TempDir(), g.name+".toml")
 	if err := os.WriteFile(g.cfgPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,7 +46,20 @@ type Options struct {
 	// targets there. It is called from the pool's source goroutine and
 	// should return quickly.
 	OnMembers func(pool string, addrs []string)
+	// GossipAddr is this gateway's cluster member address, if it runs one.
+	// With [register], it is published in the registration's metadata
+	// (GossipMetaKey), so that gateways find each other through Consul.
+	GossipAddr string
+	// OnPeers, if not nil and with [register], is called with the cluster
+	// member addresses of the other gateways registered in Consul under
+	// the same service (passing ones only), whenever they change; cmd
+	// makes them the cluster's seeds.
+	OnPeers func(addrs []string)
 }
+
+// GossipMetaKey is the registration metadata key that holds a gateway's
+// cluster member address.
+const GossipMetaKey = "fcgigate_gossip"
 
 // Source is a pool's member source: discovery.ServiceWatcher or
 // discovery.Static.
@@ -116,9 +131,31 @@ func Start(ctx context.Context, o Options) (*Loops, error) {
 		sources = append(sources, w)
 	}
 	if cfg.Register != nil {
-		if l.registrar, err = newRegistrar(l.client, *cfg.Register, o, log); err != nil {
+		reg := *cfg.Register
+		if o.GossipAddr != "" {
+			reg.Meta = maps.Clone(reg.Meta)
+			if reg.Meta == nil {
+				reg.Meta = map[string]string{}
+			}
+			reg.Meta[GossipMetaKey] = o.GossipAddr
+		}
+		if l.registrar, err = newRegistrar(l.client, reg, o, log); err != nil {
 			l.closeClient()
 			return nil, err
+		}
+		if o.OnPeers != nil {
+			name := reg.Name
+			if name == "" {
+				name = "fcgigate"
+			}
+			w, err := discovery.NewServiceWatcher(l.client, discovery.Query{Service: name}, func(ms []discovery.Member) {
+				o.OnPeers(peerGossipAddrs(ms, o.GossipAddr))
+			}, log.With("watch", "cluster peers"))
+			if err != nil {
+				l.closeClient()
+				return nil, err
+			}
+			sources = append(sources, w)
 		}
 	}
 
@@ -209,4 +246,17 @@ func (l *Loops) closeClient() {
 	if l.client != nil {
 		l.client.Close()
 	}
+}
+
+// peerGossipAddrs returns the cluster member addresses that the gateways in
+// ms publish, but self's.
+func peerGossipAddrs(ms []discovery.Member, self string) []string {
+	var out []string
+	for _, m := range ms {
+		if a := m.Meta[GossipMetaKey]; a != "" && a != self && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

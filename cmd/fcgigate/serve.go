@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -104,7 +105,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	probers := map[string]*health.Prober{}
-	probes, err := startProbers(probeCtx, cfg, gw, log, probers)
+	probes, cl, err := startProbers(probeCtx, cfg, gw, log, probers)
 	if err != nil {
 		stopProbes()
 		ln.Close()
@@ -119,14 +120,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Discovery feeds each pool's members to the gateway and its prober;
 	// the registration in Consul is withdrawn as soon as ctx is done.
-	loops, err := wiring.Start(ctx, wiring.Options{
+	wo := wiring.Options{
 		Config: cfg, Gateway: gw, Log: log, Front: ln.Addr(), Admin: aln,
 		OnMembers: func(pool string, addrs []string) {
 			if p := probers[pool]; p != nil {
 				p.SetTargets(addrs)
 			}
 		},
-	})
+	}
+	if cl != nil {
+		// With [register], gateways find each other's cluster members
+		// through Consul, besides the static seeds.
+		wo.GossipAddr = cl.gossip.Addr()
+		wo.OnPeers = func(peers []string) {
+			seeds := append(slices.Clone(cfg.Cluster.Seeds), peers...)
+			cl.gossip.SetSeeds(seeds)
+			log.Info("cluster peers from Consul", "peers", peers)
+		}
+	}
+	loops, err := wiring.Start(ctx, wo)
 	if err != nil {
 		stopProbes()
 		probes.Wait()
@@ -181,13 +193,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // the cluster view (cluster.go); the error is one from starting the member.
 // They stop when ctx is done; the WaitGroup tells when they have.
 // Each prober is added to probers under its pool's name.
-func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, log *slog.Logger, probers map[string]*health.Prober) (*sync.WaitGroup, error) {
+func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, log *slog.Logger, probers map[string]*health.Prober) (*sync.WaitGroup, *clusterLink, error) {
 	var wg sync.WaitGroup
 	var cl *clusterLink // with [cluster]: probes go through the cluster view (cluster.go)
 	if cfg.Cluster != nil {
 		var err error
 		if cl, err = newClusterLink(cfg, gw, log); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, pc := range cfg.Gateway.Pools {
@@ -229,7 +241,7 @@ func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, lo
 			cl.run(ctx)
 		}()
 	}
-	return &wg, nil
+	return &wg, cl, nil
 }
 
 // newLogger returns the process's logger, writing to w as configured; the
