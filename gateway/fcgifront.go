@@ -207,26 +207,9 @@ func (g *Gateway) serveFastCGIRequest(w *fastcgi.ResponseWriter, r *fastcgi.Serv
 	backendErr, clientErr := relayAnswer(w, ex.br, resp, ex.buf)
 	body.abandon(nil)
 	resp.Close()
-	switch {
-	case backendErr == nil && clientErr == nil:
-		b.Done(p.bal.StatusErr(head.status))
-	case clientErr != nil || errors.Is(backendErr, context.Canceled):
-		b.Done(backendErr) // nil or context.Canceled: the backend did its part
-		g.log.LogAttrs(ctx, slog.LevelDebug, "client went away",
-			slog.String("request_id", id),
-			slog.String("front", "fastcgi"),
-			slog.Int("status", statusClientClosed),
-			slog.Any("err", errors.Join(backendErr, clientErr)))
-	default:
-		b.Done(backendErr)
-		g.log.LogAttrs(ctx, slog.LevelWarn, "response cut short by the backend",
-			slog.String("request_id", id),
-			slog.String("front", "fastcgi"),
-			slog.String("pool", p.cfg.Name),
-			slog.String("backend", ex.backend),
-			slog.Any("err", backendErr))
-		// Without END_REQUEST the web server cannot take the
-		// answer for whole.
+	if g.settle(ctx, p, b, ex, "fastcgi", head.status, backendErr, clientErr) {
+		// Without END_REQUEST the web server cannot take the answer
+		// for whole.
 		w.Abort()
 	}
 	return resp.AppStatus()

@@ -331,30 +331,40 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 	backendErr, clientErr := g.relay(w, r, rc, ex, resp, head, body)
 	body.abandon(rc)
 	resp.Close()
-	switch {
-	case backendErr == nil && clientErr == nil:
-		b.Done(p.bal.StatusErr(head.status))
-	case clientErr != nil || errors.Is(backendErr, context.Canceled):
-		b.Done(backendErr) // nil or context.Canceled: the backend did its part
-		g.log.LogAttrs(ctx, slog.LevelDebug, "client went away",
-			slog.String("request_id", id),
-			slog.Int("status", statusClientClosed),
-			slog.Any("err", errors.Join(backendErr, clientErr)))
-		if backendErr != nil {
-			// The body is incomplete: make sure that a client still
-			// reading cannot take it for whole.
-			panic(http.ErrAbortHandler)
-		}
-	default:
-		b.Done(backendErr)
-		g.log.LogAttrs(ctx, slog.LevelWarn, "response cut short by the backend",
-			slog.String("request_id", id),
-			slog.String("pool", p.cfg.Name),
-			slog.String("backend", ex.backend),
-			slog.Any("err", backendErr))
+	if g.settle(ctx, p, b, ex, "", head.status, backendErr, clientErr) {
 		// The status is gone; only cutting the response short tells the
 		// client that it is not whole.
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// settle ends a request that a backend answered, once its answer has been
+// relayed: it gives the balancer the backend's verdict and logs how the
+// relay ended. It reports whether the client got the answer incomplete,
+// which the front must make plain to it by cutting the response short.
+// front names the front in the log lines ("fastcgi"), empty for HTTP.
+func (g *Gateway) settle(ctx context.Context, p *pool, b *balancer.Backend, ex *exchange, front string, status int, backendErr, clientErr error) (incomplete bool) {
+	attrs := []slog.Attr{slog.String("request_id", ex.id)}
+	if front != "" {
+		attrs = append(attrs, slog.String("front", front))
+	}
+	switch {
+	case backendErr == nil && clientErr == nil:
+		b.Done(p.bal.StatusErr(status))
+		return false
+	case clientErr != nil || errors.Is(backendErr, context.Canceled):
+		b.Done(backendErr) // nil or context.Canceled: the backend did its part
+		g.log.LogAttrs(ctx, slog.LevelDebug, "client went away", append(attrs,
+			slog.Int("status", statusClientClosed),
+			slog.Any("err", errors.Join(backendErr, clientErr)))...)
+		return backendErr != nil
+	default:
+		b.Done(backendErr)
+		g.log.LogAttrs(ctx, slog.LevelWarn, "response cut short by the backend", append(attrs,
+			slog.String("pool", p.cfg.Name),
+			slog.String("backend", ex.backend),
+			slog.Any("err", backendErr))...)
+		return true
 	}
 }
 
