@@ -189,13 +189,13 @@ func (g *Gateway) serveFastCGIRequest(w *fastcgi.ResponseWriter, r *fastcgi.Serv
 		return 0
 	}
 
-	resp, b, head, release, err := g.roundTrip(ctx, p, ex, body, nil, nil, method)
+	resp, b, head, bud, err := g.roundTrip(ctx, p, ex, body, nil, nil, method)
 	if err != nil {
 		body.abandon(nil)
 		g.frontFailed(w, r, p, ex, err)
 		return 0
 	}
-	defer release()
+	defer bud.release()
 	if head.status == http.StatusNotFound && fpmNotFoundRaw(ex.br) {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "FPM does not find the script: is document_root the docroot of the FPM hosts?",
 			slog.String("request_id", id),

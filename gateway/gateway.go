@@ -310,7 +310,7 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 	ex.req.WriteTimeout = p.cfg.WriteTimeout
 	ex.req.Stderr = ex.stderr
 
-	resp, b, head, release, err := g.roundTrip(ctx, p, ex, body, w.Header(), rc, r.Method)
+	resp, b, head, bud, err := g.roundTrip(ctx, p, ex, body, w.Header(), rc, r.Method)
 	if err != nil {
 		if body.streaming() {
 			// Part of the body is still unread: the connection cannot
@@ -320,7 +320,7 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 		g.failed(w, r, p, ex, err)
 		return
 	}
-	defer release()
+	defer bud.release()
 	if head.hasStatus && head.status == http.StatusNotFound && fpmNotFound(ex.br) {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "FPM does not find the script: is document_root the docroot of the FPM hosts?",
 			slog.String("request_id", id),

@@ -15,10 +15,6 @@ import (
 	"github.com/fcgigate/fcgigate/fastcgi"
 )
 
-// maxAttempts is the upper bound of PoolConfig.MaxAttempts that Validate
-// enforces; it sizes the list of backends tried without an allocation.
-const maxAttempts = 10
-
 // Errors of the attempt budget. They wrap context.DeadlineExceeded, so the
 // client gets 504.
 var (
@@ -30,7 +26,7 @@ var (
 // among those not tried yet, until one answers with a valid CGI header,
 // which it parses into h. It returns the response, positioned at the start
 // of the body in ex.br, and its backend, on which the caller must call Done,
-// and a release func the caller must call when the request ends. On error,
+// and its budget, whose release the caller must call when the request ends. On error,
 // every backend tried has had its Done, h holds only what it held before,
 // and nothing has been written to the client.
 //
@@ -40,39 +36,25 @@ var (
 // The FastCGI front passes answers through unparsed: it calls roundTrip
 // with a nil h and rc, and an attempt then succeeds once the first byte of
 // STDOUT, or its end, has arrived, left unread in ex.br (see peekAnswer).
-func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *reqBody, h http.Header, rc *http.ResponseController, method string) (*fastcgi.Response, *balancer.Backend, cgiHead, func(), error) {
-	var avoid [maxAttempts]*balancer.Backend
-	tried := avoid[:0]
+func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *reqBody, h http.Header, rc *http.ResponseController, method string) (*fastcgi.Response, *balancer.Backend, cgiHead, *budget, error) {
+	var tried []*balancer.Backend // allocated only when a retry needs it
 	duplex := false
-	var cancels []context.CancelCauseFunc
-	var timers []*time.Timer
-	release := func() {
-		for _, t := range timers {
-			t.Stop()
-		}
-		for _, c := range cancels {
-			c(nil)
-		}
-	}
-	// bound returns a child of parent that is cancelled with cause after d.
-	bound := func(parent context.Context, d time.Duration, cause error) context.Context {
-		c, cancel := context.WithCancelCause(parent)
-		cancels = append(cancels, cancel)
-		timers = append(timers, time.AfterFunc(d, func() { cancel(cause) }))
-		return c
+	var bud *budget // nil without try_timeout and retry_timeout
+	if p.cfg.RetryTimeout > 0 || p.cfg.TryTimeout > 0 {
+		bud = &budget{}
 	}
 	if p.cfg.RetryTimeout > 0 {
-		ctx = bound(ctx, p.cfg.RetryTimeout, errRetryTimeout)
+		ctx = bud.bound(ctx, p.cfg.RetryTimeout, errRetryTimeout)
 	}
 	for attempt := 1; ; attempt++ {
 		b, err := p.bal.Acquire(ctx, tried)
 		if err != nil {
-			release()
+			bud.release()
 			return nil, nil, cgiHead{}, nil, budgetErr(ctx, err)
 		}
 		actx := ctx
 		if p.cfg.TryTimeout > 0 {
-			actx = bound(ctx, p.cfg.TryTimeout, errTryTimeout)
+			actx = bud.bound(ctx, p.cfg.TryTimeout, errTryTimeout)
 		}
 		ex.backend = b.Addr()
 		ex.req.Body = nil
@@ -100,11 +82,9 @@ func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *re
 				// Time to the header: what the balancer weighs a
 				// backend's slowness by.
 				b.ObserveLatency(time.Since(start))
-				for _, t := range timers {
-					t.Stop() // the header is in: nothing may cut the body now
-				}
+				bud.stop() // the header is in: nothing may cut the body now
 				if context.Cause(actx) == nil {
-					return resp, b, head, release, nil
+					return resp, b, head, bud, nil
 				}
 				err = context.Cause(actx) // a timer fired as the header came
 			}
@@ -115,7 +95,7 @@ func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *re
 		err = budgetErr(actx, err)
 		b.Done(verdict(err))
 		if attempt >= p.cfg.MaxAttempts || errors.Is(err, errRetryTimeout) || !retryable(err, method, body.resendable()) {
-			release()
+			bud.release()
 			return nil, nil, cgiHead{}, nil, err
 		}
 		g.log.LogAttrs(ctx, slog.LevelWarn, "backend failed, retrying on another",
@@ -125,6 +105,43 @@ func (g *Gateway) roundTrip(ctx context.Context, p *pool, ex *exchange, body *re
 			slog.Int("attempt", attempt),
 			slog.Any("err", err))
 		tried = append(tried, b)
+	}
+}
+
+// budget holds the timers of try_timeout and retry_timeout for one request.
+// A nil *budget has none: release and stop do nothing.
+type budget struct {
+	cancels []context.CancelCauseFunc
+	timers  []*time.Timer
+}
+
+// bound returns a child of parent that is cancelled with cause after d.
+func (bu *budget) bound(parent context.Context, d time.Duration, cause error) context.Context {
+	c, cancel := context.WithCancelCause(parent)
+	bu.cancels = append(bu.cancels, cancel)
+	bu.timers = append(bu.timers, time.AfterFunc(d, func() { cancel(cause) }))
+	return c
+}
+
+// stop stops the timers, so that they can no longer cut the request.
+func (bu *budget) stop() {
+	if bu == nil {
+		return
+	}
+	for _, t := range bu.timers {
+		t.Stop()
+	}
+}
+
+// release stops the timers and frees the contexts; the caller of roundTrip
+// calls it when the request ends.
+func (bu *budget) release() {
+	if bu == nil {
+		return
+	}
+	bu.stop()
+	for _, c := range bu.cancels {
+		c(nil)
 	}
 }
 
