@@ -20,6 +20,7 @@ import (
 	"github.com/fcgigate/fcgigate/health"
 	"github.com/fcgigate/fcgigate/lab"
 	"github.com/fcgigate/fcgigate/test/fpmtest"
+	"github.com/fcgigate/fcgigate/wiring"
 )
 
 // cluster is three FPM pools behind one in-process gateway with a prober.
@@ -58,15 +59,7 @@ func startCluster(t *testing.T, opts []fpmtest.Options, pc gateway.PoolConfig, h
 		pc.Weights = w
 	}
 	c.gw, c.g = startGatewayG(t, "127.0.1.1", withPool(pc))
-	hc.Reporter = health.ReporterFunc(func(r health.Result) {
-		st := gateway.BackendState{Up: r.Up, TimedOut: r.TimedOut()}
-		if r.Status != nil {
-			st.Penalty = r.Status.Penalty()
-			st.MaxConcurrent = r.Status.MaxConcurrent()
-			st.Started = r.Status.StartTime
-		}
-		c.g.SetBackendState(pc.Name, r.Addr, st)
-	})
+	hc.Reporter = wiring.ProbeReporter(c.g, pc.Name)
 	p := health.New(hc, nil)
 	p.SetTargets(pc.Backends)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,6 +103,30 @@ type result struct {
 	err        string
 }
 
+// send makes one request of a load run: a POST carries a small body; the
+// answer's body names the backend (whoami.php).
+func send(ctx context.Context, c *http.Client, method, url string) result {
+	var body io.Reader
+	if method == "POST" {
+		body = strings.NewReader("payload")
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, url, body)
+	r := result{start: time.Now(), method: method}
+	resp, err := c.Do(req)
+	if err != nil {
+		r.status, r.err = -1, err.Error()
+	} else {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r.status, r.backend = resp.StatusCode, string(b)
+		if rerr != nil {
+			r.status, r.err = -1, rerr.Error()
+		}
+	}
+	r.end = time.Now()
+	return r
+}
+
 // load sends requests from workers goroutines until ctx is done or each has
 // sent max requests; pick chooses each worker's method and path.
 func load(ctx context.Context, t *testing.T, url string, workers, max int, pick func(worker int) (method, path string)) []result {
@@ -123,24 +140,7 @@ func load(ctx context.Context, t *testing.T, url string, workers, max int, pick 
 			defer wg.Done()
 			for i := 0; i < max && ctx.Err() == nil; i++ {
 				method, path := pick(w)
-				var body io.Reader
-				if method == "POST" {
-					body = strings.NewReader("payload")
-				}
-				req, _ := http.NewRequest(method, url+path, body)
-				r := result{start: time.Now(), method: method}
-				resp, err := c.Do(req)
-				if err != nil {
-					r.status, r.err = -1, err.Error()
-				} else {
-					b, rerr := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					r.status, r.backend = resp.StatusCode, string(b)
-					if rerr != nil {
-						r.status, r.err = -1, rerr.Error()
-					}
-				}
-				r.end = time.Now()
+				r := send(context.Background(), c, method, url+path)
 				mu.Lock()
 				out = append(out, r)
 				mu.Unlock()

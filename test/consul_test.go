@@ -96,15 +96,7 @@ func (c *consulCluster) startGateway(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(c.gw.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	hc := fastHealth()
-	hc.Reporter = health.ReporterFunc(func(r health.Result) {
-		st := gateway.BackendState{Up: r.Up, TimedOut: r.TimedOut()}
-		if r.Status != nil {
-			st.Penalty = r.Status.Penalty()
-			st.MaxConcurrent = r.Status.MaxConcurrent()
-			st.Started = r.Status.StartTime
-		}
-		c.g.SetBackendState(pc.Name, r.Addr, st)
-	})
+	hc.Reporter = wiring.ProbeReporter(c.g, pc.Name)
 	prober := health.New(hc, log)
 	file := &config.File{
 		Gateway:  cfg.Defaults(),
@@ -211,24 +203,7 @@ func startLoad(t *testing.T, c *consulCluster, workers int, path string, post bo
 				method = "POST"
 			}
 			for ctx.Err() == nil {
-				var body io.Reader
-				if method == "POST" {
-					body = strings.NewReader("payload")
-				}
-				req, _ := http.NewRequestWithContext(ctx, method, c.gw.URL+path, body)
-				r := result{start: time.Now(), method: method}
-				resp, err := cl.Do(req)
-				if err != nil {
-					r.status, r.err = -1, err.Error()
-				} else {
-					b, rerr := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					r.status, r.backend = resp.StatusCode, string(b)
-					if rerr != nil {
-						r.status, r.err = -1, rerr.Error()
-					}
-				}
-				r.end = time.Now()
+				r := send(ctx, cl, method, c.gw.URL+path)
 				if ctx.Err() != nil && r.status == -1 {
 					return // cut off by stop, not by the gateway
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/fcgigate/fcgigate/config"
 	"github.com/fcgigate/fcgigate/gateway"
 	"github.com/fcgigate/fcgigate/health"
+	"github.com/fcgigate/fcgigate/wiring"
 )
 
 // clusterLink connects one gateway to its cluster.
@@ -98,12 +99,7 @@ func (cl *clusterLink) reporter(pool string) health.Reporter {
 	return health.ReporterFunc(func(r health.Result) {
 		state, reason := verdictOf(r)
 		cl.gossip.Publish(r.Addr, state, reason)
-		st := gateway.BackendState{Up: r.Up, TimedOut: r.TimedOut()}
-		if r.Status != nil {
-			st.Penalty = r.Status.Penalty()
-			st.MaxConcurrent = r.Status.MaxConcurrent()
-			st.Started = r.Status.StartTime
-		}
+		st := wiring.BackendState(r)
 		k := poolBackend{pool, r.Addr}
 		cl.mu.Lock()
 		ls := cl.last[k]

@@ -67,37 +67,41 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer gw.Close() // on the early returns; Close may be called twice
-	ln, err := net.Listen("tcp", cfg.Gateway.Listen)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			err = fmt.Errorf("%w (another process has this port: stop it or change [server] listen in %s)", err, *path)
+	// The listeners, closed together on an early return; once serving,
+	// each server closes its own.
+	var lns []net.Listener
+	closeListeners := func() {
+		for _, l := range lns {
+			l.Close()
 		}
-		log.Error("cannot listen", "err", err)
+	}
+	listen := func(addr, key string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = fmt.Errorf("%w (another process has this port: stop it or change %s in %s)", err, key, *path)
+			}
+			closeListeners()
+			log.Error("cannot listen", "err", err)
+			return nil, err
+		}
+		lns = append(lns, l)
+		return l, nil
+	}
+	ln, err := listen(cfg.Gateway.Listen, "[server] listen")
+	if err != nil {
 		return 1
 	}
 	var fln net.Listener // the FastCGI front's, if [fastcgi] listen is set
 	if addr := cfg.Gateway.FastCGIListen; addr != "" {
-		if fln, err = net.Listen("tcp", addr); err != nil {
-			ln.Close()
-			if errors.Is(err, syscall.EADDRINUSE) {
-				err = fmt.Errorf("%w (another process has this port: stop it or change [fastcgi] listen in %s)", err, *path)
-			}
-			log.Error("cannot listen", "err", err)
+		if fln, err = listen(addr, "[fastcgi] listen"); err != nil {
 			return 1
 		}
 		log.Info("fastcgi front serving", "addr", fln.Addr().String(), "allowed_clients", cfg.Gateway.AllowedClients)
 	}
 	var aln net.Listener // the admin listener, if [admin] listen is set
 	if addr := cfg.Admin.Listen; addr != "" {
-		if aln, err = net.Listen("tcp", addr); err != nil {
-			ln.Close()
-			if fln != nil {
-				fln.Close()
-			}
-			if errors.Is(err, syscall.EADDRINUSE) {
-				err = fmt.Errorf("%w (another process has this port: stop it or change [admin] listen in %s)", err, *path)
-			}
-			log.Error("cannot listen", "err", err)
+		if aln, err = listen(addr, "[admin] listen"); err != nil {
 			return 1
 		}
 	}
@@ -108,13 +112,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	probes, cl, err := startProbers(probeCtx, cfg, gw, log, probers)
 	if err != nil {
 		stopProbes()
-		ln.Close()
-		if fln != nil {
-			fln.Close()
-		}
-		if aln != nil {
-			aln.Close()
-		}
+		closeListeners()
 		log.Error("cannot start the cluster member", "err", err)
 		return 1
 	}
@@ -142,13 +140,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		stopProbes()
 		probes.Wait()
-		ln.Close()
-		if fln != nil {
-			fln.Close()
-		}
-		if aln != nil {
-			aln.Close()
-		}
+		closeListeners()
 		log.Error("cannot start discovery", "err", err)
 		return 1
 	}
@@ -208,15 +200,7 @@ func startProbers(ctx context.Context, cfg *config.File, gw *gateway.Gateway, lo
 			continue
 		}
 		pool := pc.Name
-		hc.Reporter = health.ReporterFunc(func(r health.Result) {
-			st := gateway.BackendState{Up: r.Up, TimedOut: r.TimedOut()}
-			if r.Status != nil {
-				st.Penalty = r.Status.Penalty()
-				st.MaxConcurrent = r.Status.MaxConcurrent()
-				st.Started = r.Status.StartTime
-			}
-			gw.SetBackendState(pool, r.Addr, st)
-		})
+		hc.Reporter = wiring.ProbeReporter(gw, pool)
 		if cl != nil {
 			hc.Reporter = cl.reporter(pool)
 		}
