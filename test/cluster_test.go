@@ -709,7 +709,7 @@ func TestClusterBalance(t *testing.T) {
 		}
 		waitMembers(t, cs.gws, 10*time.Second)
 		time.Sleep(time.Second) // limits learned from FPM, digests flowing; not synchronisation
-		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second) // long enough that the mean settles
 		defer cancel()
 		var wg sync.WaitGroup
 		var mu sync.Mutex
