@@ -708,7 +708,7 @@ func TestClusterBalance(t *testing.T) {
 			cs.start(t, i, gwOptions{interval: "500ms", balance: balance})
 		}
 		waitMembers(t, cs.gws, 10*time.Second)
-		time.Sleep(time.Second) // limits learned from FPM, digests flowing; not synchronisation
+		time.Sleep(time.Second)                                                  // limits learned from FPM, digests flowing; not synchronisation
 		ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second) // long enough that the mean settles
 		defer cancel()
 		var wg sync.WaitGroup
