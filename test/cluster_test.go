@@ -708,8 +708,9 @@ func TestClusterBalance(t *testing.T) {
 			cs.start(t, i, gwOptions{interval: "500ms", balance: balance})
 		}
 		waitMembers(t, cs.gws, 10*time.Second)
-		time.Sleep(time.Second)                                                  // limits learned from FPM, digests flowing; not synchronisation
-		ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second) // long enough that the mean settles
+		time.Sleep(time.Second) // limits learned from FPM, digests flowing; not synchronisation
+		// 16 s: long enough that the mean imbalance settles.
+		ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second)
 		defer cancel()
 		var wg sync.WaitGroup
 		var mu sync.Mutex
