@@ -407,94 +407,49 @@ func newRequestID() string {
 	return string(s[:])
 }
 
-// Serve serves HTTP on ln until ctx is done, then stops accepting, waits up
-// to drain for the requests in flight to finish, cuts off the rest, and
-// returns nil. A failure of ln is returned. ln is closed on return.
+// Serve serves HTTP/1.x on ln (h1.go) until ctx is done, then stops
+// accepting, closes idle connections, waits up to drain for the requests in
+// flight to finish, cuts off the rest, and returns nil. A failure of ln is
+// returned. ln is closed on return.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
 	// Requests run under base, not ctx: ctx ending starts the drain,
 	// base ending (when the drain times out) cancels what is left.
 	base, cutOff := context.WithCancel(context.WithoutCancel(ctx))
 	defer cutOff()
-	var running handlers
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			running.add()
-			defer running.done()
-			g.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
-		IdleTimeout:       g.cfg.IdleTimeout,
-		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ConnContext:       withConnInfo,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	srv := &h1Server{
+		handler:           g,
+		log:               g.log,
+		base:              base,
+		readHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		idleTimeout:       g.cfg.IdleTimeout,
+		maxHeaderBytes:    g.cfg.MaxHeaderBytes,
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }() // returns once Shutdown or Close is called, or ln fails
+	go func() { served <- srv.serve(ln) }() // returns once ln is closed or fails
 
 	select {
 	case err := <-served:
+		srv.startShutdown()
+		ln.Close()
 		cutOff()
-		srv.Close()
-		<-running.idle()
+		srv.closeAll()
+		<-srv.wait()
 		return fmt.Errorf("gateway: serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
-	defer cancel()
-	err := srv.Shutdown(dctx)
-	if err == nil {
-		// Shutdown does not wait for hijacked connections.
-		select {
-		case <-running.idle():
-		case <-dctx.Done():
-			err = dctx.Err()
-		}
-	}
-	if err != nil {
-		g.log.Warn("drain timed out: cutting off the requests left", "timeout", drain, "err", err)
-		cutOff()
-		srv.Close()
-		<-running.idle()
-	}
+	srv.startShutdown()
+	ln.Close()
 	<-served
+	done := srv.wait()
+	t := time.NewTimer(drain)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.log.Warn("drain timed out: cutting off the requests left", "timeout", drain)
+		cutOff()
+		srv.closeAll()
+		<-done
+	}
 	return nil
-}
-
-// handlers counts the requests a Serve runs, hijacked ones included.
-type handlers struct {
-	mu     sync.Mutex    // protects n, zeroCh
-	n      int           // requests running
-	zeroCh chan struct{} // closed when n drops to zero; nil until asked for
-}
-
-func (h *handlers) add() {
-	h.mu.Lock()
-	h.n++
-	h.mu.Unlock()
-}
-
-func (h *handlers) done() {
-	h.mu.Lock()
-	h.n--
-	if h.n == 0 && h.zeroCh != nil {
-		close(h.zeroCh)
-		h.zeroCh = nil
-	}
-	h.mu.Unlock()
-}
-
-// idle returns a channel that is closed once no request is running.
-func (h *handlers) idle() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.n == 0 {
-		ch := make(chan struct{})
-		close(ch)
-		return ch
-	}
-	if h.zeroCh == nil {
-		h.zeroCh = make(chan struct{})
-	}
-	return h.zeroCh
 }

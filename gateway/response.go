@@ -170,8 +170,9 @@ func fpmNotFound(br *bufio.Reader) bool {
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, ex *exchange, resp *fastcgi.Response, head cgiHead, body *reqBody) (backendErr, clientErr error) {
 	var raw *rawResponse
 	if head.reason != "" && head.reason != http.StatusText(head.status) {
-		raw = g.rawResponse(w, r, rc, ex, head.reason, body)
-		if raw != nil {
+		if rw, ok := w.(interface{ setReason(string) }); ok {
+			rw.setReason(head.reason) // Serve's own server (h1.go)
+		} else if raw = g.rawResponse(w, r, rc, ex, head.reason, body); raw != nil {
 			w, rc = raw, http.NewResponseController(raw)
 		}
 	}
@@ -289,9 +290,9 @@ func trimSpace(b []byte) []byte {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // validName reports an RFC 9110 token.
-func validName(b []byte) bool {
-	for _, c := range b {
-		if !isTokenByte(c) {
+func validName[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if !isTokenByte(b[i]) {
 			return false
 		}
 	}
@@ -310,8 +311,9 @@ func isTokenByte(c byte) bool {
 }
 
 // validValue reports a field value without control bytes but tab.
-func validValue(b []byte) bool {
-	for _, c := range b {
+func validValue[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}

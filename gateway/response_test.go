@@ -186,14 +186,15 @@ func TestResponse(t *testing.T) {
 	}
 }
 
-// TestReasonPhraseHTTP10 checks the hijacked response for an HTTP/1.0
-// client: no chunks, the body ends with the connection.
+// TestReasonPhraseHTTP10 checks the reason phrase for an HTTP/1.0 client:
+// the status line says HTTP/1.1, the version the server speaks (as nginx
+// and net/http do), and the body is not chunked.
 func TestReasonPhraseHTTP10(t *testing.T) {
 	leakCheck(t)
 	f := startFake(t, answer("Status: 299 Partly Done\r\nContent-Type: text/plain\r\n\r\nold client"))
 	tg := startGateway(t, testPool(f.addr), nil)
 	resp, body := tg.raw(t, "GET /index.php HTTP/1.0\r\n\r\n")
-	if resp.Status != "299 Partly Done" || resp.Proto != "HTTP/1.0" || body != "old client" || len(resp.TransferEncoding) != 0 {
+	if resp.Status != "299 Partly Done" || resp.Proto != "HTTP/1.1" || body != "old client" || len(resp.TransferEncoding) != 0 {
 		t.Errorf("got %s %q %q %v", resp.Proto, resp.Status, body, resp.TransferEncoding)
 	}
 }
