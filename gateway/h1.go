@@ -472,8 +472,8 @@ func (c *h1Conn) stopWatch() {
 type connReader struct {
 	nc     net.Conn
 	cancel context.CancelFunc // called on a read error, as net/http does
-	remain int64 // bytes left before the limit; < 0: no limit
-	hit    bool  // the limit stopped a read
+	remain int64              // bytes left before the limit; < 0: no limit
+	hit    bool               // the limit stopped a read
 	one    [1]byte
 	hasOne bool
 }
