@@ -24,6 +24,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -173,6 +174,9 @@ type h1Conn struct {
 	cancel context.CancelFunc
 	remote string
 	state  atomic.Int32
+	rdl    time.Time // the read deadline set, as setReadDeadline noted it
+	resp   h1Response
+	body   h1Body
 
 	// The watch for the client leaving (watch, stopWatch).
 	watchTimer *time.Timer
@@ -229,8 +233,11 @@ func (c *h1Conn) serveOne() bool {
 	s := c.srv
 	c.cr.limit(int64(s.maxHeaderBytes) + headerSlack)
 	if c.br.Buffered() == 0 {
-		if s.idleTimeout > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+		// The idle deadline is moved only once it has run down by a
+		// second: connections mostly carry one request after another,
+		// and each move is a timer update.
+		if now := time.Now(); s.idleTimeout > 0 && (c.rdl.IsZero() || c.rdl.Sub(now) < s.idleTimeout-time.Second) {
+			c.setReadDeadline(now.Add(s.idleTimeout))
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return false // the client left, or idled out, or Shutdown closed it
@@ -239,8 +246,9 @@ func (c *h1Conn) serveOne() bool {
 	if !c.state.CompareAndSwap(connIdle, connActive) {
 		return false
 	}
-	if s.readHeaderTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout))
+	slowHeader := s.readHeaderTimeout > 0 && !headerBuffered(c.br)
+	if slowHeader {
+		c.setReadDeadline(time.Now().Add(s.readHeaderTimeout))
 	}
 	req, err := http.ReadRequest(c.br)
 	hitLimit := c.cr.hit
@@ -249,7 +257,9 @@ func (c *h1Conn) serveOne() bool {
 		c.refuse(err, hitLimit)
 		return false
 	}
-	c.nc.SetReadDeadline(time.Time{})
+	if slowHeader {
+		c.setReadDeadline(time.Time{}) // the next wait sets the idle deadline
+	}
 	if code, why := checkRequest(req); code != 0 {
 		c.srv.log.Debug("request refused", "client", c.remote, "status", code, "why", why)
 		c.writeRefusal(code, why)
@@ -258,9 +268,21 @@ func (c *h1Conn) serveOne() bool {
 	req.RemoteAddr = c.remote
 	req = req.WithContext(c.ctx)
 
-	w := &h1Response{c: c, req: req, header: http.Header{}, remain: -1}
-	body := &h1Body{rc: req.Body, w: w}
+	// The response and the body wrapper are the connection's, reused.
+	w := &c.resp
+	header := w.header
+	if header == nil {
+		header = http.Header{}
+	}
+	clear(header)
+	*w = h1Response{c: c, req: req, header: header, remain: -1}
+	body := &c.body
+	*body = h1Body{rc: req.Body, w: w}
 	if req.Body != http.NoBody {
+		// The body may take its time; an idle deadline must not cut it.
+		if !c.rdl.IsZero() {
+			c.setReadDeadline(time.Time{})
+		}
 		w.continueWanted = req.ProtoAtLeast(1, 1) && hasToken(req.Header["Expect"], "100-continue")
 		req.Body = body
 	} else {
@@ -291,6 +313,19 @@ func (c *h1Conn) serveOne() bool {
 		}
 	}
 	return c.ctx.Err() == nil
+}
+
+// setReadDeadline sets the connection's read deadline and notes it.
+func (c *h1Conn) setReadDeadline(t time.Time) {
+	c.rdl = t
+	c.nc.SetReadDeadline(t)
+}
+
+// headerBuffered reports whether br holds the end of a header block, so
+// that reading the header cannot wait for the client.
+func headerBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // run calls the handler. It reports whether the handler panicked; a panic
@@ -436,7 +471,7 @@ func (c *h1Conn) watch() {
 	if n == 1 {
 		c.cr.hasOne = true
 	}
-	if err != nil && !c.stopping {
+	if err != nil && !c.stopping && !isTimeout(err) {
 		c.srv.log.Debug("client went away while its request ran", "client", c.remote, "err", err)
 		c.cancel()
 	}
@@ -456,13 +491,13 @@ func (c *h1Conn) stopWatch() {
 	for !c.fired || c.watching {
 		if c.watching && !c.stopping {
 			c.stopping = true
-			c.nc.SetReadDeadline(aLongTimeAgo)
+			c.setReadDeadline(aLongTimeAgo)
 		}
 		c.wcond.Wait()
 	}
 	if c.stopping {
 		c.stopping = false
-		c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 }
 
@@ -734,7 +769,10 @@ func (w *h1Response) Flush() { w.FlushError() }
 func (w *h1Response) EnableFullDuplex() error { return nil }
 
 // SetReadDeadline lets the handler end a pending read of the body.
-func (w *h1Response) SetReadDeadline(t time.Time) error { return w.c.nc.SetReadDeadline(t) }
+func (w *h1Response) SetReadDeadline(t time.Time) error {
+	w.c.setReadDeadline(t)
+	return nil
+}
 
 // SetWriteDeadline bounds the writes of the response.
 func (w *h1Response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
