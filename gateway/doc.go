@@ -5,6 +5,11 @@
 // them through the same pools, balancer and retries, with their params and
 // answers passed through.
 //
+// Serve runs its own HTTP/1.x server (h1.go) rather than net/http's: one
+// goroutine per connection, no read in the background per request, PHP's
+// reason phrase written as it is. Gateway stays an http.Handler, and works
+// under any other server too.
+//
 // A request goes through these steps:
 //
 //   - paths.go decodes the path once and rejects what could traverse: ".."
@@ -52,6 +57,7 @@
 //   - The FastCGI front serves only clients in AllowedClients (loopback by
 //     default); the others are closed at accept and counted.
 //   - PHP's Status header is never forwarded. A reason phrase that differs
-//     from the standard one reaches HTTP/1.x clients on a hijacked
-//     connection (see rawstatus.go).
+//     from the standard one reaches the client: Serve's server writes it;
+//     under net/http's server it goes out on a hijacked connection (see
+//     rawstatus.go).
 package gateway
