@@ -177,6 +177,7 @@ type h1Conn struct {
 	rdl    time.Time // the read deadline set, as setReadDeadline noted it
 	resp   h1Response
 	body   h1Body
+	contMu sync.Mutex // orders "100 Continue" with the response header
 
 	// The watch for the client leaving (watch, stopWatch).
 	watchTimer *time.Timer
@@ -277,7 +278,8 @@ func (c *h1Conn) serveOne() bool {
 	clear(header)
 	*w = h1Response{c: c, req: req, header: header, remain: -1}
 	body := &c.body
-	*body = h1Body{rc: req.Body, w: w}
+	body.rc, body.w = req.Body, w
+	body.eof.Store(false)
 	if req.Body != http.NoBody {
 		// The body may take its time; an idle deadline must not cut it.
 		if !c.rdl.IsZero() {
@@ -286,7 +288,7 @@ func (c *h1Conn) serveOne() bool {
 		w.continueWanted = req.ProtoAtLeast(1, 1) && hasToken(req.Header["Expect"], "100-continue")
 		req.Body = body
 	} else {
-		body.eof = true
+		body.eof.Store(true)
 		c.armWatch()
 	}
 	aborted := c.run(w, req)
@@ -303,7 +305,7 @@ func (c *h1Conn) serveOne() bool {
 	if w.closeAfter || req.Close {
 		return false
 	}
-	if !body.eof {
+	if !body.eof.Load() {
 		if w.continueWanted && !w.continueSent {
 			return false // the client may never send the body
 		}
@@ -551,23 +553,31 @@ func (cr *connReader) Read(p []byte) (int, error) {
 type h1Body struct {
 	rc  io.ReadCloser
 	w   *h1Response
-	eof bool
+	eof atomic.Bool // read by the handler while the backend's body writer reads
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
-	if b.eof {
+	if b.eof.Load() {
 		return 0, io.EOF
 	}
-	if w := b.w; w.continueWanted && !w.continueSent && !w.committed {
-		w.continueSent = true
-		w.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-		if err := w.c.bw.Flush(); err != nil {
+	if w := b.w; w.continueWanted {
+		// The backend's body writer reads in a goroutine of its own:
+		// contMu orders this with the header that the handler commits.
+		w.c.contMu.Lock()
+		var err error
+		if !w.continueSent && !w.committed {
+			w.continueSent = true
+			w.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			err = w.c.bw.Flush()
+		}
+		w.c.contMu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
-		b.eof = true
+		b.eof.Store(true)
 	}
 	return n, err
 }
@@ -623,6 +633,10 @@ func (w *h1Response) commit(final bool) {
 	if w.committed {
 		return
 	}
+	if w.continueWanted {
+		w.c.contMu.Lock() // see h1Body.Read
+		defer w.c.contMu.Unlock()
+	}
 	w.committed = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -651,7 +665,7 @@ func (w *h1Response) commit(final bool) {
 	}
 	if !w.closeAfter && req.Body != http.NoBody {
 		// A large unread body would not be discarded: say so now.
-		if b, ok := req.Body.(*h1Body); ok && !b.eof && (req.ContentLength < 0 || req.ContentLength > maxDiscard) {
+		if b, ok := req.Body.(*h1Body); ok && !b.eof.Load() && (req.ContentLength < 0 || req.ContentLength > maxDiscard) {
 			w.closeAfter = true
 		}
 	}

@@ -220,6 +220,39 @@ func TestH1ExpectContinue(t *testing.T) {
 	}
 }
 
+// TestH1FullDuplex: the body is read in another goroutine while the
+// response is written, as the backend's body writer does, with and
+// without 100-continue (run it with -race).
+func TestH1FullDuplex(t *testing.T) {
+	leakCheck(t)
+	addr, _, _ := startH1(t, func(w http.ResponseWriter, r *http.Request) {
+		got := make(chan int, 1)
+		go func() { // ends at the end of the body
+			n, _ := io.Copy(io.Discard, r.Body)
+			got <- int(n)
+		}()
+		w.Header().Set("X-Early", "yes")
+		w.(http.Flusher).Flush()
+		fmt.Fprintf(w, "%d", <-got)
+	}, 4096)
+	for _, expect := range []string{"", "Expect: 100-continue\r\n"} {
+		hc := dialH1(t, addr)
+		hc.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n" + expect + "\r\n")
+		resp, err := http.ReadResponse(hc.br, nil)
+		for err == nil && resp.StatusCode == http.StatusContinue {
+			resp, err = http.ReadResponse(hc.br, nil)
+		}
+		if err != nil || resp.Header.Get("X-Early") != "yes" {
+			t.Fatalf("%q: %v %v", expect, err, resp)
+		}
+		hc.send("hello")
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != "5" {
+			t.Errorf("%q: %q", expect, b)
+		}
+	}
+}
+
 func TestH1Refusals(t *testing.T) {
 	leakCheck(t)
 	var handled atomic.Int32
