@@ -446,3 +446,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// FuzzH1 feeds arbitrary bytes to a connection of the HTTP/1.x server: it
+// must answer or close, never panic or hang.
+func FuzzH1(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nz",
+		"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"\r\n\r\n\x00\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		defer client.Close()
+		s := &h1Server{
+			handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n, _ := io.Copy(io.Discard, r.Body)
+				fmt.Fprintf(w, "%s %d", r.Method, n)
+			}),
+			log:               slog.New(slog.DiscardHandler),
+			base:              context.Background(),
+			readHeaderTimeout: time.Second,
+			idleTimeout:       time.Second,
+			maxHeaderBytes:    1024,
+		}
+		c := s.newConn(server)
+		done := make(chan struct{})
+		go func() { c.serve(); close(done) }()             // ends when the connection does
+		go func() { io.Copy(io.Discard, client) }()        // ends when client is closed
+		go func() { client.Write(data); client.Close() }() // ends once the server has read it all, or closed
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the connection did not end for %q", data)
+		}
+	})
+}
