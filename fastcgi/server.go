@@ -5,9 +5,20 @@ package fastcgi
 // records, gathers params, streams STDIN to the handler, answers
 // FCGI_GET_VALUES and unknown management records itself, cancels a request
 // on FCGI_ABORT_REQUEST, and runs multiplexed requests side by side.
+//
+// One goroutine at a time holds the reader role of a connection: it reads
+// the records and hands each request to a handler. A request whose input
+// has arrived whole, on a connection with nothing else going on (the way
+// Apache and nginx send: one request at a time, STDIN ended in the same
+// packet), runs on the reader's own goroutine, which saves a goroutine, a
+// pipe and two wake-ups per request. Should such a handler run for longer
+// than inlineGrace, the reader role moves on to a new goroutine, so that
+// ABORT_REQUEST, GET_VALUES, multiplexed requests and a broken connection
+// are still seen while it runs.
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -118,11 +129,17 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 // returns nil.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
-	sc := &serverConn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 16<<10), ctx: ctx, reqs: map[uint16]*serverReq{}}
+	br := bufio.NewReaderSize(nc, 16<<10)
+	sc := &serverConn{s: s, nc: nc, br: br, rr: &recordReader{r: br}, ctx: ctx,
+		reqs: map[uint16]*serverReq{}, readerDone: make(chan error, 1)}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	s.track(sc)
 	defer s.untrack(sc)
-	err := sc.serve()
+	err, movedOn := sc.serve()
+	if movedOn {
+		err = <-sc.readerDone
+	}
+	sc.stopGrace()
 	if err == io.EOF {
 		// The client sent all it will send: let requests whose input is
 		// complete answer before the connection closes.
@@ -198,8 +215,24 @@ type serverConn struct {
 	s   *Server
 	nc  net.Conn
 	br  *bufio.Reader
+	rr  *recordReader // reads br; used by the reader only
 	ctx context.Context
-	wg  sync.WaitGroup // running handlers
+	wg  sync.WaitGroup // running handlers, and readers after the first
+
+	// inline is a request that the reader is to run itself, set by launch
+	// for serve; waiter is a request whose params have ended that waits
+	// for the rest of its STDIN (see start). Used by the reader only.
+	inline *inlineReq
+	waiter *serverReq
+	// readerDone carries serve's result from the reader that ended the
+	// connection, once the role has left ServeConn's goroutine.
+	readerDone chan error
+
+	imu sync.Mutex // protects running, grace
+	// running is the inline request that the reader is running, if any:
+	// moveOn hands the reader role on while it runs.
+	running *inlineReq
+	grace   *time.Timer // calls moveOn; made by the first inline request
 
 	wmu  sync.Mutex // protects writes to nc, done, wdl
 	done bool       // the connection is to close once no request is left
@@ -223,14 +256,29 @@ type serverReq struct {
 	id       uint16
 	keepConn bool
 	params   []byte
-	started  bool
-	stdin    *io.PipeWriter
-	cancel   context.CancelFunc
+	started  bool // its params have ended
+	// sr and body are the request and the STDIN gathered so far while it
+	// waits to be launched (see start).
+	sr     *ServerRequest
+	body   []byte
+	stdin  *io.PipeWriter // streams STDIN to a running handler
+	cancel context.CancelFunc
 }
 
-func (sc *serverConn) serve() error {
-	rr := &recordReader{r: sc.br}
+// serve reads and handles records until the connection ends, and returns
+// why; or, once the reader role has moved on to another goroutine while
+// this one ran a request inline, it returns movedOn, and that goroutine
+// will end the connection.
+func (sc *serverConn) serve() (err error, movedOn bool) {
 	for {
+		if sc.waiter != nil && sc.br.Buffered() == 0 && !sc.readDeadline(stdinWait) {
+			// A request waits for the rest of its STDIN (see start):
+			// it starts streaming if that does not come soon.
+			if _, err := sc.br.Peek(1); errors.Is(err, os.ErrDeadlineExceeded) {
+				sc.release()
+				continue
+			}
+		}
 		if !sc.receiving() && sc.br.Buffered() == 0 && !sc.readDeadline(sc.s.cfg.IdleTimeout) {
 			// No request is being received: the wait is for the next
 			// one. A keep-alive connection on which nothing comes for
@@ -239,31 +287,108 @@ func (sc *serverConn) serve() error {
 			// begun, ReadTimeout bounds the wait for the rest.
 			if _, err := sc.br.Peek(1); errors.Is(err, os.ErrDeadlineExceeded) {
 				if sc.idle() {
-					return nil
+					return nil, false
 				}
 				continue
 			}
 		}
 		lingering := sc.readDeadline(sc.s.cfg.ReadTimeout)
-		rec, err := rr.next()
+		rec, err := sc.rr.next()
 		if lingering || sc.lingering() {
 			if err != nil {
-				return nil // the client has closed its side, or taken too long to
+				return nil, false // the client has closed its side, or taken too long to
 			}
 			continue
 		}
+		if w := sc.waiter; w != nil && err != nil {
+			sc.dropWaiter() // its input is cut short: it never runs
+			if err == io.EOF {
+				err = protocolError("connection closed inside the STDIN of request %d", w.id)
+			}
+		}
 		if err == io.EOF {
-			return sc.endOfInput()
+			return sc.endOfInput(), false
 		}
 		if err != nil {
 			sc.abortAll()
-			return err
+			return err, false
 		}
 		if err := sc.handle(rec); err != nil {
+			sc.dropWaiter()
 			sc.abortAll()
-			return err
+			return err, false
+		}
+		if ir := sc.inline; ir != nil {
+			sc.inline = nil
+			if sc.runInline(ir) {
+				return nil, true
+			}
 		}
 	}
+}
+
+// inlineGrace is how long a request may run on the reader's goroutine
+// before the reader role moves on to a new one: long enough for most
+// quick PHP answers to end first, short enough that an ABORT_REQUEST or a
+// multiplexed request is not held up noticeably.
+const inlineGrace = 10 * time.Millisecond
+
+// inlineReq is a request that the reader runs itself (see start).
+type inlineReq struct {
+	run     func()
+	movedOn bool // the reader role moved on while it ran; under imu
+}
+
+// runInline runs ir on the reader's goroutine, and reports whether the
+// reader role moved on to another goroutine meanwhile.
+func (sc *serverConn) runInline(ir *inlineReq) (movedOn bool) {
+	sc.imu.Lock()
+	sc.running = ir
+	if sc.grace == nil {
+		sc.grace = time.AfterFunc(inlineGrace, sc.moveOn)
+	} else {
+		sc.grace.Reset(inlineGrace)
+	}
+	sc.imu.Unlock()
+	ir.run()
+	sc.imu.Lock()
+	defer sc.imu.Unlock()
+	if ir.movedOn {
+		return true // the timer is the new reader's now
+	}
+	sc.running = nil
+	sc.grace.Stop()
+	return false
+}
+
+// stopGrace stops the grace timer of a connection that is ending.
+func (sc *serverConn) stopGrace() {
+	sc.imu.Lock()
+	defer sc.imu.Unlock()
+	sc.running = nil
+	if sc.grace != nil {
+		sc.grace.Stop()
+	}
+}
+
+// moveOn hands the reader role to a new goroutine if the reader is still
+// running a request inline. It runs on the grace timer; a late call, after
+// the request ended, finds nothing to do.
+func (sc *serverConn) moveOn() {
+	sc.imu.Lock()
+	defer sc.imu.Unlock()
+	if sc.running == nil {
+		return
+	}
+	sc.running.movedOn = true
+	sc.running = nil
+	sc.wg.Add(1)
+	go func() { // the reader now: ends with the connection, or moves on in turn
+		defer sc.wg.Done()
+		if err, movedOn := sc.serve(); !movedOn {
+			sc.readerDone <- err
+		}
+	}()
 }
 
 // lingerTimeout bounds the wait, once the server has stopped writing, for
@@ -332,6 +457,9 @@ func (sc *serverConn) endIfDone() {
 // receiving reports whether a request is still being received: its params
 // or its STDIN have not ended.
 func (sc *serverConn) receiving() bool {
+	if sc.waiter != nil {
+		return true
+	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for _, r := range sc.reqs {
@@ -362,6 +490,20 @@ func (sc *serverConn) handle(rec record) error {
 		// after the END_REQUEST of an answer that did not wait for it, or
 		// an ABORT_REQUEST that crossed it.
 		return nil
+	}
+	if w := sc.waiter; w != nil {
+		if req == w && h.Type == typeStdin {
+			if len(rec.Content) == 0 {
+				sc.waiter = nil
+				sc.launch(w, stdinOf(w.body))
+				return nil
+			}
+			if len(w.body)+len(rec.Content) <= maxWaitBody {
+				w.body = append(w.body, rec.Content...)
+				return nil
+			}
+		}
+		sc.release() // and this record is for it to stream, or another's
 	}
 	switch h.Type {
 	case typeBeginRequest:
@@ -458,7 +600,14 @@ func (sc *serverConn) management(rec record) error {
 	return sc.writeRecords(func(b []byte) []byte { return appendRecordID(b, typeGetValuesResult, 0, out) })
 }
 
-// start runs the handler of a request whose params are complete.
+// start prepares the handler of a request whose params are complete and
+// launches it: on the reader's goroutine, with its whole STDIN, when that
+// has already arrived (see launch). When nothing else has arrived after
+// the params, on a connection with no other request, the request first
+// waits for the rest of its STDIN, up to maxWaitBody of it, for up to
+// stdinWait between records: Apache sends the end of STDIN in a write of
+// its own. Otherwise the handler starts at once, on a goroutine of its own,
+// with STDIN streamed to it.
 func (sc *serverConn) start(req *serverReq) error {
 	ps, err := DecodeParams(req.params)
 	if err != nil {
@@ -466,27 +615,144 @@ func (sc *serverConn) start(req *serverReq) error {
 	}
 	req.params = nil
 	req.started = true
-	pr, pw := io.Pipe()
-	req.stdin = pw
 	ctx, cancel := context.WithCancel(sc.ctx)
 	req.cancel = cancel
-	sr := &ServerRequest{ID: req.id, Params: ps, Stdin: pr, KeepConn: req.keepConn, ctx: ctx}
+	req.sr = &ServerRequest{ID: req.id, Params: ps, KeepConn: req.keepConn, ctx: ctx}
+	if stdin, ok := sc.takeStdin(req.id); ok {
+		sc.launch(req, stdin)
+		return nil
+	}
+	if sc.br.Buffered() == 0 && sc.only(req.id) {
+		sc.waiter = req
+		return nil
+	}
+	sc.launch(req, nil)
+	return nil
+}
+
+// stdinWait bounds the wait for more of a waiting request's STDIN, and
+// maxWaitBody how much of it is gathered before the handler starts
+// without the rest.
+const (
+	stdinWait   = 5 * time.Millisecond
+	maxWaitBody = 64 << 10
+)
+
+// launch runs the handler of req. With stdin, the request's whole STDIN,
+// it runs on the reader's goroutine, through serve, if req is the only
+// request on the connection and nothing else has arrived after it; on a
+// goroutine of its own otherwise. Without, STDIN is streamed to it as it
+// comes, through a pipe, on a goroutine of its own.
+func (sc *serverConn) launch(req *serverReq, stdin io.Reader) {
+	sr, cancel := req.sr, req.cancel
+	req.sr, req.body = nil, nil
 	w := &ResponseWriter{sc: sc, id: req.id}
-	sc.wg.Add(1)
-	go func() { // ends when the handler returns
-		defer sc.wg.Done()
+	var pr *io.PipeReader
+	if stdin == nil {
+		pr, req.stdin = io.Pipe()
+		stdin = pr
+	}
+	sr.Stdin = stdin
+	run := func() {
 		defer cancel()
 		status := sc.s.handler.ServeFastCGI(w, sr)
-		pr.CloseWithError(errHandlerDone)
+		if pr != nil {
+			pr.CloseWithError(errHandlerDone)
+		}
 		sc.remove(req.id)
 		if err := w.end(status, req.keepConn); err != nil {
 			sc.nc.Close()
 		}
+	}
+	if pr == nil && sc.br.Buffered() == 0 && sc.only(req.id) {
+		sc.inline = &inlineReq{run: run}
+		return
+	}
+	sc.wg.Add(1)
+	go func() { // ends when the handler returns
+		defer sc.wg.Done()
+		run()
 	}()
-	return nil
 }
 
 var errHandlerDone = errors.New("fastcgi: handler returned")
+
+// release launches the waiting request, if any, with STDIN streamed: what
+// it has gathered first, then what comes.
+func (sc *serverConn) release() {
+	w := sc.waiter
+	if w == nil {
+		return
+	}
+	sc.waiter = nil
+	body := w.body
+	sc.launch(w, nil)
+	if len(body) > 0 {
+		// Blocks until the handler reads, as with any STDIN record.
+		if _, err := w.stdin.Write(body); err != nil {
+			w.stdin = nil // the handler closed stdin
+		}
+	}
+}
+
+// dropWaiter forgets the waiting request, if any, of a connection whose
+// input ended or broke before the end of its STDIN: it never runs.
+func (sc *serverConn) dropWaiter() {
+	if w := sc.waiter; w != nil {
+		sc.waiter = nil
+		w.cancel()
+		sc.remove(w.id)
+	}
+}
+
+// takeStdin takes from the read buffer the whole STDIN of request id, if
+// it is there, up to its empty record, and nothing else is: what the
+// client sent so far ends with it. It returns a reader of the content.
+func (sc *serverConn) takeStdin(id uint16) (io.Reader, bool) {
+	b, _ := sc.br.Peek(sc.br.Buffered())
+	var body []byte
+	for off := 0; ; {
+		if len(b)-off < headerLen {
+			return nil, false
+		}
+		var h header
+		h.decode(b[off:])
+		end := off + headerLen + int(h.ContentLength) + int(h.PaddingLength)
+		if h.Version != version1 || h.Type != typeStdin || h.ID != id || end > len(b) {
+			return nil, false
+		}
+		if h.ContentLength == 0 {
+			if end != len(b) {
+				return nil, false
+			}
+			break
+		}
+		body = append(body, b[off+headerLen:off+headerLen+int(h.ContentLength)]...)
+		off = end
+	}
+	sc.br.Discard(len(b))
+	return stdinOf(body), true
+}
+
+// stdinOf returns a reader of a whole STDIN.
+func stdinOf(body []byte) io.Reader {
+	if len(body) == 0 {
+		return noStdin{}
+	}
+	return bytes.NewReader(body)
+}
+
+// noStdin is the STDIN of a request that sent none.
+type noStdin struct{}
+
+func (noStdin) Read([]byte) (int, error) { return 0, io.EOF }
+
+// only reports whether request id is the only one on the connection.
+func (sc *serverConn) only(id uint16) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return len(sc.reqs) == 1 && sc.reqs[id] != nil
+}
 
 func (sc *serverConn) remove(id uint16) {
 	sc.mu.Lock()
