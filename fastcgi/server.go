@@ -858,15 +858,15 @@ func appendRecordID(b []byte, t recType, id uint16, content []byte) []byte {
 }
 
 // ResponseWriter writes a request's STDOUT and STDERR streams, in records
-// of at most 65535 bytes. Writes are buffered, up to about 64 KiB, and sent
-// by Flush or when the handler returns, together with the ends of the
-// streams and END_REQUEST: a small answer costs one write to the
-// connection. A handler that streams calls Flush when it has no more to
+// of at most 65535 bytes. Writes are buffered, up to about 128 KiB, and
+// sent by Flush or when the handler returns, together with the ends of the
+// streams and END_REQUEST: an answer of up to 128 KiB costs one write to
+// the connection. A handler that streams calls Flush when it has no more to
 // send for now. A ResponseWriter belongs to its handler's goroutine.
 type ResponseWriter struct {
 	sc          *serverConn
 	id          uint16
-	bp          *[]byte // from bufPool while records are buffered
+	bp          *[]byte // from bufPool, or bigBufPool once grown, while records are buffered
 	buf         []byte  // records not sent yet, in *bp's array
 	err         error   // the first failed write; later ones fail with it
 	wroteStdout bool
@@ -918,17 +918,30 @@ func (w *ResponseWriter) write(t recType, p []byte) (int, error) {
 	return n, w.err
 }
 
-// room makes room for n more bytes in the buffer, sending what it holds if
-// need be.
+// bigBufPool holds the buffers of answers that outgrow one from bufPool:
+// room for two full records and the records that end a request.
+var bigBufPool = sync.Pool{New: func() any { b := make([]byte, bigBufSize); return &b }}
+
+const bigBufSize = 2*(headerLen+maxContent+8) + 4*headerLen
+
+// room makes room for n more bytes in the buffer: a buffer from bufPool
+// grows once into one from bigBufPool, then what it holds is sent.
 func (w *ResponseWriter) room(n int) error {
 	if w.bp == nil {
 		w.bp = bufPool.Get().(*[]byte)
 		w.buf = (*w.bp)[:0]
 	}
-	if len(w.buf)+n > cap(w.buf) {
-		return w.Flush()
+	if len(w.buf)+n <= cap(w.buf) {
+		return w.err
 	}
-	return w.err
+	if cap(w.buf) < bigBufSize && len(w.buf)+n <= bigBufSize {
+		big := bigBufPool.Get().(*[]byte)
+		w.buf = append((*big)[:0], w.buf...)
+		bufPool.Put(w.bp)
+		w.bp = big
+		return w.err
+	}
+	return w.Flush()
 }
 
 // end sends what is buffered, the empty records that end the streams that
@@ -936,7 +949,11 @@ func (w *ResponseWriter) room(n int) error {
 func (w *ResponseWriter) end(appStatus int, keep bool) error {
 	defer func() {
 		if w.bp != nil {
-			bufPool.Put(w.bp)
+			if cap(*w.bp) == bigBufSize {
+				bigBufPool.Put(w.bp)
+			} else {
+				bufPool.Put(w.bp)
+			}
 			w.bp, w.buf = nil, nil
 		}
 	}()

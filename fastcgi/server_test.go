@@ -621,3 +621,61 @@ func TestServerSplitStdin(t *testing.T) {
 	}
 	<-started
 }
+
+// countingConn counts the writes to a net.Conn.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.writes++
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// TestServerOneWrite: an answer of up to 128 KiB goes out with its
+// END_REQUEST in one write.
+func TestServerOneWrite(t *testing.T) {
+	for _, size := range []int{5, 64 << 10, 120 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			body := bytes.Repeat([]byte("y"), size)
+			s := NewServer(ServerConfig{}, HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+				w.Write(body[:size/2])
+				w.Write(body[size/2:])
+				return 0
+			}))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			nc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc := &countingConn{Conn: nc}
+			served := make(chan error, 1)
+			go func() { served <- s.ServeConn(context.Background(), cc) }() // ends when c closes
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write(wholeRequest(1, "/", nil))
+			if out, _ := readServerAnswer(t, c, 1); out != string(body) {
+				t.Fatalf("answer of %d bytes, want %d", len(out), size)
+			}
+			c.Close()
+			if err := <-served; err != nil {
+				t.Fatal(err)
+			}
+			if cc.writes != 1 {
+				t.Errorf("%d writes, want 1", cc.writes)
+			}
+		})
+	}
+}
