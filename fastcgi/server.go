@@ -7,14 +7,14 @@ package fastcgi
 // on FCGI_ABORT_REQUEST, and runs multiplexed requests side by side.
 //
 // One goroutine at a time holds the reader role of a connection: it reads
-// the records and hands each request to a handler. A request whose input
-// has arrived whole, on a connection with nothing else going on (the way
-// Apache and nginx send: one request at a time, STDIN ended in the same
-// packet), runs on the reader's own goroutine, which saves a goroutine, a
-// pipe and two wake-ups per request. Should such a handler run for longer
-// than inlineGrace, the reader role moves on to a new goroutine, so that
-// ABORT_REQUEST, GET_VALUES, multiplexed requests and a broken connection
-// are still seen while it runs.
+// the records and hands each request to a handler. A request that is the
+// only one on its connection, with nothing after it (the way Apache and
+// nginx send: one request at a time), runs on the reader's own goroutine,
+// which saves a goroutine and the wake-ups of handing the request over.
+// Should such a handler run for longer than inlineGrace, or read more
+// STDIN than has arrived, the reader role moves on to a new goroutine, so
+// that its STDIN, ABORT_REQUEST, GET_VALUES, multiplexed requests and a
+// broken connection are still read while it runs.
 
 import (
 	"bufio"
@@ -219,11 +219,9 @@ type serverConn struct {
 	ctx context.Context
 	wg  sync.WaitGroup // running handlers, and readers after the first
 
-	// inline is a request that the reader is to run itself, set by launch
-	// for serve; waiter is a request whose params have ended that waits
-	// for the rest of its STDIN (see start). Used by the reader only.
+	// inline is a request that the reader is to run itself, set by start
+	// for serve; used by the reader only.
 	inline *inlineReq
-	waiter *serverReq
 	// readerDone carries serve's result from the reader that ended the
 	// connection, once the role has left ServeConn's goroutine.
 	readerDone chan error
@@ -256,13 +254,9 @@ type serverReq struct {
 	id       uint16
 	keepConn bool
 	params   []byte
-	started  bool // its params have ended
-	// sr and body are the request and the STDIN gathered so far while it
-	// waits to be launched (see start).
-	sr     *ServerRequest
-	body   []byte
-	stdin  *io.PipeWriter // streams STDIN to a running handler
-	cancel context.CancelFunc
+	started  bool           // its params have ended
+	stdin    *io.PipeWriter // streams STDIN to its handler
+	cancel   context.CancelFunc
 }
 
 // serve reads and handles records until the connection ends, and returns
@@ -271,14 +265,6 @@ type serverReq struct {
 // will end the connection.
 func (sc *serverConn) serve() (err error, movedOn bool) {
 	for {
-		if sc.waiter != nil && sc.br.Buffered() == 0 && !sc.readDeadline(stdinWait) {
-			// A request waits for the rest of its STDIN (see start):
-			// it starts streaming if that does not come soon.
-			if _, err := sc.br.Peek(1); errors.Is(err, os.ErrDeadlineExceeded) {
-				sc.release()
-				continue
-			}
-		}
 		if !sc.receiving() && sc.br.Buffered() == 0 && !sc.readDeadline(sc.s.cfg.IdleTimeout) {
 			// No request is being received: the wait is for the next
 			// one. A keep-alive connection on which nothing comes for
@@ -300,12 +286,6 @@ func (sc *serverConn) serve() (err error, movedOn bool) {
 			}
 			continue
 		}
-		if w := sc.waiter; w != nil && err != nil {
-			sc.dropWaiter() // its input is cut short: it never runs
-			if err == io.EOF {
-				err = protocolError("connection closed inside the STDIN of request %d", w.id)
-			}
-		}
 		if err == io.EOF {
 			return sc.endOfInput(), false
 		}
@@ -314,7 +294,6 @@ func (sc *serverConn) serve() (err error, movedOn bool) {
 			return err, false
 		}
 		if err := sc.handle(rec); err != nil {
-			sc.dropWaiter()
 			sc.abortAll()
 			return err, false
 		}
@@ -457,9 +436,6 @@ func (sc *serverConn) endIfDone() {
 // receiving reports whether a request is still being received: its params
 // or its STDIN have not ended.
 func (sc *serverConn) receiving() bool {
-	if sc.waiter != nil {
-		return true
-	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for _, r := range sc.reqs {
@@ -490,20 +466,6 @@ func (sc *serverConn) handle(rec record) error {
 		// after the END_REQUEST of an answer that did not wait for it, or
 		// an ABORT_REQUEST that crossed it.
 		return nil
-	}
-	if w := sc.waiter; w != nil {
-		if req == w && h.Type == typeStdin {
-			if len(rec.Content) == 0 {
-				sc.waiter = nil
-				sc.launch(w, stdinOf(w.body))
-				return nil
-			}
-			if len(w.body)+len(rec.Content) <= maxWaitBody {
-				w.body = append(w.body, rec.Content...)
-				return nil
-			}
-		}
-		sc.release() // and this record is for it to stream, or another's
 	}
 	switch h.Type {
 	case typeBeginRequest:
@@ -600,14 +562,14 @@ func (sc *serverConn) management(rec record) error {
 	return sc.writeRecords(func(b []byte) []byte { return appendRecordID(b, typeGetValuesResult, 0, out) })
 }
 
-// start prepares the handler of a request whose params are complete and
-// launches it: on the reader's goroutine, with its whole STDIN, when that
-// has already arrived (see launch). When nothing else has arrived after
-// the params, on a connection with no other request, the request first
-// waits for the rest of its STDIN, up to maxWaitBody of it, for up to
-// stdinWait between records: Apache sends the end of STDIN in a write of
-// its own. Otherwise the handler starts at once, on a goroutine of its own,
-// with STDIN streamed to it.
+// start runs the handler of a request whose params are complete. When it
+// is the only request on the connection and nothing else has arrived
+// after it, it runs on the reader's goroutine (see inlineReq), with its
+// whole STDIN if that has arrived, as Apache and nginx send a request
+// without a body; else with its STDIN streamed to it: Apache sends the
+// end of STDIN in a write of its own, which a handler that does not read
+// STDIN (the request has no body) never waits for. Otherwise the handler
+// runs on a goroutine of its own, with its STDIN streamed to it.
 func (sc *serverConn) start(req *serverReq) error {
 	ps, err := DecodeParams(req.params)
 	if err != nil {
@@ -617,42 +579,9 @@ func (sc *serverConn) start(req *serverReq) error {
 	req.started = true
 	ctx, cancel := context.WithCancel(sc.ctx)
 	req.cancel = cancel
-	req.sr = &ServerRequest{ID: req.id, Params: ps, KeepConn: req.keepConn, ctx: ctx}
-	if stdin, ok := sc.takeStdin(req.id); ok {
-		sc.launch(req, stdin)
-		return nil
-	}
-	if sc.br.Buffered() == 0 && sc.only(req.id) {
-		sc.waiter = req
-		return nil
-	}
-	sc.launch(req, nil)
-	return nil
-}
-
-// stdinWait bounds the wait for more of a waiting request's STDIN, and
-// maxWaitBody how much of it is gathered before the handler starts
-// without the rest.
-const (
-	stdinWait   = 5 * time.Millisecond
-	maxWaitBody = 64 << 10
-)
-
-// launch runs the handler of req. With stdin, the request's whole STDIN,
-// it runs on the reader's goroutine, through serve, if req is the only
-// request on the connection and nothing else has arrived after it; on a
-// goroutine of its own otherwise. Without, STDIN is streamed to it as it
-// comes, through a pipe, on a goroutine of its own.
-func (sc *serverConn) launch(req *serverReq, stdin io.Reader) {
-	sr, cancel := req.sr, req.cancel
-	req.sr, req.body = nil, nil
+	sr := &ServerRequest{ID: req.id, Params: ps, KeepConn: req.keepConn, ctx: ctx}
 	w := &ResponseWriter{sc: sc, id: req.id}
 	var pr *io.PipeReader
-	if stdin == nil {
-		pr, req.stdin = io.Pipe()
-		stdin = pr
-	}
-	sr.Stdin = stdin
 	run := func() {
 		defer cancel()
 		status := sc.s.handler.ServeFastCGI(w, sr)
@@ -664,45 +593,44 @@ func (sc *serverConn) launch(req *serverReq, stdin io.Reader) {
 			sc.nc.Close()
 		}
 	}
-	if pr == nil && sc.br.Buffered() == 0 && sc.only(req.id) {
+	stdin, whole := sc.takeStdin(req.id)
+	inline := sc.br.Buffered() == 0 && sc.only(req.id)
+	switch {
+	case whole:
+		sr.Stdin = stdin
+	case inline:
+		pr, req.stdin = io.Pipe()
+		sr.Stdin = streamedStdin{sc, pr}
+	default:
+		pr, req.stdin = io.Pipe()
+		sr.Stdin = pr
+	}
+	if inline {
 		sc.inline = &inlineReq{run: run}
-		return
+		return nil
 	}
 	sc.wg.Add(1)
 	go func() { // ends when the handler returns
 		defer sc.wg.Done()
 		run()
 	}()
+	return nil
 }
 
 var errHandlerDone = errors.New("fastcgi: handler returned")
 
-// release launches the waiting request, if any, with STDIN streamed: what
-// it has gathered first, then what comes.
-func (sc *serverConn) release() {
-	w := sc.waiter
-	if w == nil {
-		return
-	}
-	sc.waiter = nil
-	body := w.body
-	sc.launch(w, nil)
-	if len(body) > 0 {
-		// Blocks until the handler reads, as with any STDIN record.
-		if _, err := w.stdin.Write(body); err != nil {
-			w.stdin = nil // the handler closed stdin
-		}
-	}
+// streamedStdin is the STDIN of a request that runs on the reader's
+// goroutine before its STDIN has all arrived: a Read first hands the
+// reader role on (see moveOn), so that the rest is read from the
+// connection and streamed to it through the pipe.
+type streamedStdin struct {
+	sc *serverConn
+	*io.PipeReader
 }
 
-// dropWaiter forgets the waiting request, if any, of a connection whose
-// input ended or broke before the end of its STDIN: it never runs.
-func (sc *serverConn) dropWaiter() {
-	if w := sc.waiter; w != nil {
-		sc.waiter = nil
-		w.cancel()
-		sc.remove(w.id)
-	}
+func (s streamedStdin) Read(p []byte) (int, error) {
+	s.sc.moveOn()
+	return s.PipeReader.Read(p)
 }
 
 // takeStdin takes from the read buffer the whole STDIN of request id, if
