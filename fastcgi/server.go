@@ -787,29 +787,32 @@ func appendRecordID(b []byte, t recType, id uint16, content []byte) []byte {
 
 // ResponseWriter writes a request's STDOUT and STDERR streams, in records
 // of at most 65535 bytes. Writes are buffered, up to about 128 KiB, and
-// sent by Flush or when the handler returns, together with the ends of the
-// streams and END_REQUEST: an answer of up to 128 KiB costs one write to
-// the connection. A handler that streams calls Flush when it has no more to
-// send for now. A ResponseWriter belongs to its handler's goroutine.
+// sent by Flush or when the handler returns, together with END_REQUEST:
+// an answer of up to 128 KiB costs one write to the connection. A handler
+// that streams calls Flush when it has no more to send for now. A
+// ResponseWriter belongs to its handler's goroutine.
+//
+// END_REQUEST ends the streams: as php-fpm does, the empty STDOUT and
+// STDERR records that the specification puts before it are not sent.
+// Apache, nginx and libfcgi's clients take END_REQUEST for the end of the
+// answer, since php-fpm is what they talk to; and Apache's mod_proxy_fcgi
+// pays a poll and a read for each record, so the empty one cost it about
+// a tenth of its system calls per request.
 type ResponseWriter struct {
-	sc          *serverConn
-	id          uint16
-	bp          *[]byte // from bufPool, or bigBufPool once grown, while records are buffered
-	buf         []byte  // records not sent yet, in *bp's array
-	err         error   // the first failed write; later ones fail with it
-	wroteStdout bool
-	wroteStderr bool
+	sc  *serverConn
+	id  uint16
+	bp  *[]byte // from bufPool, or bigBufPool once grown, while records are buffered
+	buf []byte  // records not sent yet, in *bp's array
+	err error   // the first failed write; later ones fail with it
 }
 
 // Write buffers p as STDOUT.
 func (w *ResponseWriter) Write(p []byte) (int, error) {
-	w.wroteStdout = w.wroteStdout || len(p) > 0
 	return w.write(typeStdout, p)
 }
 
 // Stderr buffers p as STDERR.
 func (w *ResponseWriter) Stderr(p []byte) (int, error) {
-	w.wroteStderr = w.wroteStderr || len(p) > 0
 	return w.write(typeStderr, p)
 }
 
@@ -847,10 +850,10 @@ func (w *ResponseWriter) write(t recType, p []byte) (int, error) {
 }
 
 // bigBufPool holds the buffers of answers that outgrow one from bufPool:
-// room for two full records and the records that end a request.
+// room for two full records and the END_REQUEST after them.
 var bigBufPool = sync.Pool{New: func() any { b := make([]byte, bigBufSize); return &b }}
 
-const bigBufSize = 2*(headerLen+maxContent+8) + 4*headerLen
+const bigBufSize = 2*(headerLen+maxContent+8) + headerLen + 8
 
 // room makes room for n more bytes in the buffer: a buffer from bufPool
 // grows once into one from bigBufPool, then what it holds is sent.
@@ -872,8 +875,8 @@ func (w *ResponseWriter) room(n int) error {
 	return w.Flush()
 }
 
-// end sends what is buffered, the empty records that end the streams that
-// were written to, and END_REQUEST, in one write, and gives the buffer back.
+// end sends what is buffered and END_REQUEST, in one write, and gives the
+// buffer back.
 func (w *ResponseWriter) end(appStatus int, keep bool) error {
 	defer func() {
 		if w.bp != nil {
@@ -888,19 +891,13 @@ func (w *ResponseWriter) end(appStatus int, keep bool) error {
 	if w.err != nil {
 		return w.err
 	}
-	var small [4 * headerLen]byte
+	var small [headerLen + 8]byte
 	pending := small[:0]
-	if w.bp != nil || w.wroteStdout || w.wroteStderr {
+	if w.bp != nil {
 		if err := w.room(len(small)); err != nil {
 			return err
 		}
 		pending = w.buf
-	}
-	if w.wroteStdout {
-		pending = appendRecordID(pending, typeStdout, w.id, nil)
-	}
-	if w.wroteStderr {
-		pending = appendRecordID(pending, typeStderr, w.id, nil)
 	}
 	return w.sc.endAfter(pending, w.id, appStatus, statusRequestComplete, keep)
 }

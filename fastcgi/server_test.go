@@ -270,7 +270,7 @@ func TestServerDrain(t *testing.T) {
 	close(release)
 	busy.SetDeadline(time.Now().Add(5 * time.Second))
 	out, err := io.ReadAll(busy)
-	want := append(append(recID(typeStdout, 1, []byte("done")), recID(typeStdout, 1, nil)...), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
+	want := append(recID(typeStdout, 1, []byte("done")), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
 	if err != nil || !bytes.Equal(out, want) {
 		t.Fatalf("busy connection: %x, %v; want %x, then the close", out, err, want)
 	}
@@ -346,7 +346,7 @@ func TestServerIgnoresInactive(t *testing.T) {
 	in = append(in, recID(typeBeginRequest, 1, beginRequestBody(roleResponder, 0))...)
 	in = append(in, recID(typeParams, 1, nil)...)
 	c.Write(in)
-	want := append(append(recID(typeStdout, 1, []byte("early")), recID(typeStdout, 1, nil)...), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
+	want := append(recID(typeStdout, 1, []byte("early")), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("answer %x, %v; want %x", got, err, want)
