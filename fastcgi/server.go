@@ -5,9 +5,20 @@ package fastcgi
 // records, gathers params, streams STDIN to the handler, answers
 // FCGI_GET_VALUES and unknown management records itself, cancels a request
 // on FCGI_ABORT_REQUEST, and runs multiplexed requests side by side.
+//
+// One goroutine at a time holds the reader role of a connection: it reads
+// the records and hands each request to a handler. A request that is the
+// only one on its connection, with nothing after it (the way Apache and
+// nginx send: one request at a time), runs on the reader's own goroutine,
+// which saves a goroutine and the wake-ups of handing the request over.
+// Should such a handler run for longer than inlineGrace, or read more
+// STDIN than has arrived, the reader role moves on to a new goroutine, so
+// that its STDIN, ABORT_REQUEST, GET_VALUES, multiplexed requests and a
+// broken connection are still read while it runs.
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -118,11 +129,17 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 // returns nil.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
-	sc := &serverConn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 16<<10), ctx: ctx, reqs: map[uint16]*serverReq{}}
+	br := bufio.NewReaderSize(nc, 16<<10)
+	sc := &serverConn{s: s, nc: nc, br: br, rr: &recordReader{r: br}, ctx: ctx,
+		reqs: map[uint16]*serverReq{}, readerDone: make(chan error, 1)}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	s.track(sc)
 	defer s.untrack(sc)
-	err := sc.serve()
+	err, movedOn := sc.serve()
+	if movedOn {
+		err = <-sc.readerDone
+	}
+	sc.stopGrace()
 	if err == io.EOF {
 		// The client sent all it will send: let requests whose input is
 		// complete answer before the connection closes.
@@ -198,8 +215,22 @@ type serverConn struct {
 	s   *Server
 	nc  net.Conn
 	br  *bufio.Reader
+	rr  *recordReader // reads br; used by the reader only
 	ctx context.Context
-	wg  sync.WaitGroup // running handlers
+	wg  sync.WaitGroup // running handlers, and readers after the first
+
+	// inline is a request that the reader is to run itself, set by start
+	// for serve; used by the reader only.
+	inline *inlineReq
+	// readerDone carries serve's result from the reader that ended the
+	// connection, once the role has left ServeConn's goroutine.
+	readerDone chan error
+
+	imu sync.Mutex // protects running, grace
+	// running is the inline request that the reader is running, if any:
+	// moveOn hands the reader role on while it runs.
+	running *inlineReq
+	grace   *time.Timer // calls moveOn; made by the first inline request
 
 	wmu  sync.Mutex // protects writes to nc, done, wdl
 	done bool       // the connection is to close once no request is left
@@ -223,13 +254,16 @@ type serverReq struct {
 	id       uint16
 	keepConn bool
 	params   []byte
-	started  bool
-	stdin    *io.PipeWriter
+	started  bool           // its params have ended
+	stdin    *io.PipeWriter // streams STDIN to its handler
 	cancel   context.CancelFunc
 }
 
-func (sc *serverConn) serve() error {
-	rr := &recordReader{r: sc.br}
+// serve reads and handles records until the connection ends, and returns
+// why; or, once the reader role has moved on to another goroutine while
+// this one ran a request inline, it returns movedOn, and that goroutine
+// will end the connection.
+func (sc *serverConn) serve() (err error, movedOn bool) {
 	for {
 		if !sc.receiving() && sc.br.Buffered() == 0 && !sc.readDeadline(sc.s.cfg.IdleTimeout) {
 			// No request is being received: the wait is for the next
@@ -239,31 +273,101 @@ func (sc *serverConn) serve() error {
 			// begun, ReadTimeout bounds the wait for the rest.
 			if _, err := sc.br.Peek(1); errors.Is(err, os.ErrDeadlineExceeded) {
 				if sc.idle() {
-					return nil
+					return nil, false
 				}
 				continue
 			}
 		}
 		lingering := sc.readDeadline(sc.s.cfg.ReadTimeout)
-		rec, err := rr.next()
+		rec, err := sc.rr.next()
 		if lingering || sc.lingering() {
 			if err != nil {
-				return nil // the client has closed its side, or taken too long to
+				return nil, false // the client has closed its side, or taken too long to
 			}
 			continue
 		}
 		if err == io.EOF {
-			return sc.endOfInput()
+			return sc.endOfInput(), false
 		}
 		if err != nil {
 			sc.abortAll()
-			return err
+			return err, false
 		}
 		if err := sc.handle(rec); err != nil {
 			sc.abortAll()
-			return err
+			return err, false
+		}
+		if ir := sc.inline; ir != nil {
+			sc.inline = nil
+			if sc.runInline(ir) {
+				return nil, true
+			}
 		}
 	}
+}
+
+// inlineGrace is how long a request may run on the reader's goroutine
+// before the reader role moves on to a new one: long enough for most
+// quick PHP answers to end first, short enough that an ABORT_REQUEST or a
+// multiplexed request is not held up noticeably.
+const inlineGrace = 10 * time.Millisecond
+
+// inlineReq is a request that the reader runs itself (see start).
+type inlineReq struct {
+	run     func()
+	movedOn bool // the reader role moved on while it ran; under imu
+}
+
+// runInline runs ir on the reader's goroutine, and reports whether the
+// reader role moved on to another goroutine meanwhile.
+func (sc *serverConn) runInline(ir *inlineReq) (movedOn bool) {
+	sc.imu.Lock()
+	sc.running = ir
+	if sc.grace == nil {
+		sc.grace = time.AfterFunc(inlineGrace, sc.moveOn)
+	} else {
+		sc.grace.Reset(inlineGrace)
+	}
+	sc.imu.Unlock()
+	ir.run()
+	sc.imu.Lock()
+	defer sc.imu.Unlock()
+	if ir.movedOn {
+		return true // the timer is the new reader's now
+	}
+	sc.running = nil
+	sc.grace.Stop()
+	return false
+}
+
+// stopGrace stops the grace timer of a connection that is ending.
+func (sc *serverConn) stopGrace() {
+	sc.imu.Lock()
+	defer sc.imu.Unlock()
+	sc.running = nil
+	if sc.grace != nil {
+		sc.grace.Stop()
+	}
+}
+
+// moveOn hands the reader role to a new goroutine if the reader is still
+// running a request inline. It runs on the grace timer; a late call, after
+// the request ended, finds nothing to do.
+func (sc *serverConn) moveOn() {
+	sc.imu.Lock()
+	defer sc.imu.Unlock()
+	if sc.running == nil {
+		return
+	}
+	sc.running.movedOn = true
+	sc.running = nil
+	sc.wg.Add(1)
+	go func() { // the reader now: ends with the connection, or moves on in turn
+		defer sc.wg.Done()
+		if err, movedOn := sc.serve(); !movedOn {
+			sc.readerDone <- err
+		}
+	}()
 }
 
 // lingerTimeout bounds the wait, once the server has stopped writing, for
@@ -458,7 +562,14 @@ func (sc *serverConn) management(rec record) error {
 	return sc.writeRecords(func(b []byte) []byte { return appendRecordID(b, typeGetValuesResult, 0, out) })
 }
 
-// start runs the handler of a request whose params are complete.
+// start runs the handler of a request whose params are complete. When it
+// is the only request on the connection and nothing else has arrived
+// after it, it runs on the reader's goroutine (see inlineReq), with its
+// whole STDIN if that has arrived, as Apache and nginx send a request
+// without a body; else with its STDIN streamed to it: Apache sends the
+// end of STDIN in a write of its own, which a handler that does not read
+// STDIN (the request has no body) never waits for. Otherwise the handler
+// runs on a goroutine of its own, with its STDIN streamed to it.
 func (sc *serverConn) start(req *serverReq) error {
 	ps, err := DecodeParams(req.params)
 	if err != nil {
@@ -466,27 +577,110 @@ func (sc *serverConn) start(req *serverReq) error {
 	}
 	req.params = nil
 	req.started = true
-	pr, pw := io.Pipe()
-	req.stdin = pw
 	ctx, cancel := context.WithCancel(sc.ctx)
 	req.cancel = cancel
-	sr := &ServerRequest{ID: req.id, Params: ps, Stdin: pr, KeepConn: req.keepConn, ctx: ctx}
+	sr := &ServerRequest{ID: req.id, Params: ps, KeepConn: req.keepConn, ctx: ctx}
 	w := &ResponseWriter{sc: sc, id: req.id}
-	sc.wg.Add(1)
-	go func() { // ends when the handler returns
-		defer sc.wg.Done()
+	var pr *io.PipeReader
+	run := func() {
 		defer cancel()
 		status := sc.s.handler.ServeFastCGI(w, sr)
-		pr.CloseWithError(errHandlerDone)
+		if pr != nil {
+			pr.CloseWithError(errHandlerDone)
+		}
 		sc.remove(req.id)
 		if err := w.end(status, req.keepConn); err != nil {
 			sc.nc.Close()
 		}
+	}
+	stdin, whole := sc.takeStdin(req.id)
+	inline := sc.br.Buffered() == 0 && sc.only(req.id)
+	switch {
+	case whole:
+		sr.Stdin = stdin
+	case inline:
+		pr, req.stdin = io.Pipe()
+		sr.Stdin = streamedStdin{sc, pr}
+	default:
+		pr, req.stdin = io.Pipe()
+		sr.Stdin = pr
+	}
+	if inline {
+		sc.inline = &inlineReq{run: run}
+		return nil
+	}
+	sc.wg.Add(1)
+	go func() { // ends when the handler returns
+		defer sc.wg.Done()
+		run()
 	}()
 	return nil
 }
 
 var errHandlerDone = errors.New("fastcgi: handler returned")
+
+// streamedStdin is the STDIN of a request that runs on the reader's
+// goroutine before its STDIN has all arrived: a Read first hands the
+// reader role on (see moveOn), so that the rest is read from the
+// connection and streamed to it through the pipe.
+type streamedStdin struct {
+	sc *serverConn
+	*io.PipeReader
+}
+
+func (s streamedStdin) Read(p []byte) (int, error) {
+	s.sc.moveOn()
+	return s.PipeReader.Read(p)
+}
+
+// takeStdin takes from the read buffer the whole STDIN of request id, if
+// it is there, up to its empty record, and nothing else is: what the
+// client sent so far ends with it. It returns a reader of the content.
+func (sc *serverConn) takeStdin(id uint16) (io.Reader, bool) {
+	b, _ := sc.br.Peek(sc.br.Buffered())
+	var body []byte
+	for off := 0; ; {
+		if len(b)-off < headerLen {
+			return nil, false
+		}
+		var h header
+		h.decode(b[off:])
+		end := off + headerLen + int(h.ContentLength) + int(h.PaddingLength)
+		if h.Version != version1 || h.Type != typeStdin || h.ID != id || end > len(b) {
+			return nil, false
+		}
+		if h.ContentLength == 0 {
+			if end != len(b) {
+				return nil, false
+			}
+			break
+		}
+		body = append(body, b[off+headerLen:off+headerLen+int(h.ContentLength)]...)
+		off = end
+	}
+	sc.br.Discard(len(b))
+	return stdinOf(body), true
+}
+
+// stdinOf returns a reader of a whole STDIN.
+func stdinOf(body []byte) io.Reader {
+	if len(body) == 0 {
+		return noStdin{}
+	}
+	return bytes.NewReader(body)
+}
+
+// noStdin is the STDIN of a request that sent none.
+type noStdin struct{}
+
+func (noStdin) Read([]byte) (int, error) { return 0, io.EOF }
+
+// only reports whether request id is the only one on the connection.
+func (sc *serverConn) only(id uint16) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return len(sc.reqs) == 1 && sc.reqs[id] != nil
+}
 
 func (sc *serverConn) remove(id uint16) {
 	sc.mu.Lock()
@@ -592,30 +786,33 @@ func appendRecordID(b []byte, t recType, id uint16, content []byte) []byte {
 }
 
 // ResponseWriter writes a request's STDOUT and STDERR streams, in records
-// of at most 65535 bytes. Writes are buffered, up to about 64 KiB, and sent
-// by Flush or when the handler returns, together with the ends of the
-// streams and END_REQUEST: a small answer costs one write to the
-// connection. A handler that streams calls Flush when it has no more to
-// send for now. A ResponseWriter belongs to its handler's goroutine.
+// of at most 65535 bytes. Writes are buffered, up to about 128 KiB, and
+// sent by Flush or when the handler returns, together with END_REQUEST:
+// an answer of up to 128 KiB costs one write to the connection. A handler
+// that streams calls Flush when it has no more to send for now. A
+// ResponseWriter belongs to its handler's goroutine.
+//
+// END_REQUEST ends the streams: as php-fpm does, the empty STDOUT and
+// STDERR records that the specification puts before it are not sent.
+// Apache, nginx and libfcgi's clients take END_REQUEST for the end of the
+// answer, since php-fpm is what they talk to; and Apache's mod_proxy_fcgi
+// pays a poll and a read for each record, so the empty one cost it about
+// a tenth of its system calls per request.
 type ResponseWriter struct {
-	sc          *serverConn
-	id          uint16
-	bp          *[]byte // from bufPool while records are buffered
-	buf         []byte  // records not sent yet, in *bp's array
-	err         error   // the first failed write; later ones fail with it
-	wroteStdout bool
-	wroteStderr bool
+	sc  *serverConn
+	id  uint16
+	bp  *[]byte // from bufPool, or bigBufPool once grown, while records are buffered
+	buf []byte  // records not sent yet, in *bp's array
+	err error   // the first failed write; later ones fail with it
 }
 
 // Write buffers p as STDOUT.
 func (w *ResponseWriter) Write(p []byte) (int, error) {
-	w.wroteStdout = w.wroteStdout || len(p) > 0
 	return w.write(typeStdout, p)
 }
 
 // Stderr buffers p as STDERR.
 func (w *ResponseWriter) Stderr(p []byte) (int, error) {
-	w.wroteStderr = w.wroteStderr || len(p) > 0
 	return w.write(typeStderr, p)
 }
 
@@ -652,44 +849,55 @@ func (w *ResponseWriter) write(t recType, p []byte) (int, error) {
 	return n, w.err
 }
 
-// room makes room for n more bytes in the buffer, sending what it holds if
-// need be.
+// bigBufPool holds the buffers of answers that outgrow one from bufPool:
+// room for two full records and the END_REQUEST after them.
+var bigBufPool = sync.Pool{New: func() any { b := make([]byte, bigBufSize); return &b }}
+
+const bigBufSize = 2*(headerLen+maxContent+8) + headerLen + 8
+
+// room makes room for n more bytes in the buffer: a buffer from bufPool
+// grows once into one from bigBufPool, then what it holds is sent.
 func (w *ResponseWriter) room(n int) error {
 	if w.bp == nil {
 		w.bp = bufPool.Get().(*[]byte)
 		w.buf = (*w.bp)[:0]
 	}
-	if len(w.buf)+n > cap(w.buf) {
-		return w.Flush()
+	if len(w.buf)+n <= cap(w.buf) {
+		return w.err
 	}
-	return w.err
+	if cap(w.buf) < bigBufSize && len(w.buf)+n <= bigBufSize {
+		big := bigBufPool.Get().(*[]byte)
+		w.buf = append((*big)[:0], w.buf...)
+		bufPool.Put(w.bp)
+		w.bp = big
+		return w.err
+	}
+	return w.Flush()
 }
 
-// end sends what is buffered, the empty records that end the streams that
-// were written to, and END_REQUEST, in one write, and gives the buffer back.
+// end sends what is buffered and END_REQUEST, in one write, and gives the
+// buffer back.
 func (w *ResponseWriter) end(appStatus int, keep bool) error {
 	defer func() {
 		if w.bp != nil {
-			bufPool.Put(w.bp)
+			if cap(*w.bp) == bigBufSize {
+				bigBufPool.Put(w.bp)
+			} else {
+				bufPool.Put(w.bp)
+			}
 			w.bp, w.buf = nil, nil
 		}
 	}()
 	if w.err != nil {
 		return w.err
 	}
-	var small [4 * headerLen]byte
+	var small [headerLen + 8]byte
 	pending := small[:0]
-	if w.bp != nil || w.wroteStdout || w.wroteStderr {
+	if w.bp != nil {
 		if err := w.room(len(small)); err != nil {
 			return err
 		}
 		pending = w.buf
-	}
-	if w.wroteStdout {
-		pending = appendRecordID(pending, typeStdout, w.id, nil)
-	}
-	if w.wroteStderr {
-		pending = appendRecordID(pending, typeStderr, w.id, nil)
 	}
 	return w.sc.endAfter(pending, w.id, appStatus, statusRequestComplete, keep)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -201,6 +202,8 @@ func TestServerGarbage(t *testing.T) {
 		"stdout from client":  append(append([]byte{}, begin...), recID(typeStdout, 1, []byte("x"))...),
 		"cut mid-record":      append(append([]byte{}, begin...), 1, 4, 0, 1, 0, 50, 0, 0, 'a'),
 		"cut mid-request":     begin,
+		"cut before stdin":    append(append([]byte{}, begin...), recID(typeParams, 1, nil)...),
+		"garbage in stdin":    append(append(append([]byte{}, begin...), recID(typeParams, 1, nil)...), 9, 9, 9, 9, 9, 9, 9, 9),
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -267,7 +270,7 @@ func TestServerDrain(t *testing.T) {
 	close(release)
 	busy.SetDeadline(time.Now().Add(5 * time.Second))
 	out, err := io.ReadAll(busy)
-	want := append(append(recID(typeStdout, 1, []byte("done")), recID(typeStdout, 1, nil)...), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
+	want := append(recID(typeStdout, 1, []byte("done")), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
 	if err != nil || !bytes.Equal(out, want) {
 		t.Fatalf("busy connection: %x, %v; want %x, then the close", out, err, want)
 	}
@@ -343,7 +346,7 @@ func TestServerIgnoresInactive(t *testing.T) {
 	in = append(in, recID(typeBeginRequest, 1, beginRequestBody(roleResponder, 0))...)
 	in = append(in, recID(typeParams, 1, nil)...)
 	c.Write(in)
-	want := append(append(recID(typeStdout, 1, []byte("early")), recID(typeStdout, 1, nil)...), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
+	want := append(recID(typeStdout, 1, []byte("early")), recID(typeEndRequest, 1, endRequestBody(0, statusRequestComplete))...)
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("answer %x, %v; want %x", got, err, want)
@@ -412,5 +415,267 @@ func TestServerBufferedWrites(t *testing.T) {
 	resp.Close()
 	if err != nil || !bytes.Equal(out, big) || string(stderr) != "warn" || resp.AppStatus() != 5 {
 		t.Fatalf("%d bytes (equal: %v), %v, stderr %q, app status %d", len(out), bytes.Equal(out, big), err, stderr, resp.AppStatus())
+	}
+}
+
+// wholeRequest is the records of a whole request as Apache sends a GET: BEGIN
+// (keep the connection), params, their end, STDIN and its end, in one
+// write; such a request runs on the reader's goroutine.
+func wholeRequest(id uint16, uri string, stdin []byte) []byte {
+	var in []byte
+	in = append(in, recID(typeBeginRequest, id, beginRequestBody(roleResponder, flagKeepConn))...)
+	in = append(in, recID(typeParams, id, EncodeParams([]Param{{"REQUEST_URI", uri}}))...)
+	in = append(in, recID(typeParams, id, nil)...)
+	if len(stdin) > 0 {
+		in = append(in, recID(typeStdin, id, stdin)...)
+	}
+	return append(in, recID(typeStdin, id, nil)...)
+}
+
+// readServerAnswer reads records from br until the END_REQUEST of id, and
+// returns its STDOUT and application status.
+func readServerAnswer(t *testing.T, br io.Reader, id uint16) (string, int) {
+	t.Helper()
+	rr := &recordReader{r: br}
+	var out []byte
+	for {
+		rec, err := rr.next()
+		if err != nil {
+			t.Fatalf("reading the answer to %d: %v", id, err)
+		}
+		if rec.h.ID != id {
+			t.Fatalf("%s record for request %d, want %d", rec.h.Type, rec.h.ID, id)
+		}
+		switch rec.h.Type {
+		case typeStdout:
+			out = append(out, rec.Content...)
+		case typeEndRequest:
+			return string(out), int(binary.BigEndian.Uint32(rec.Content))
+		}
+	}
+}
+
+// TestServerInline: requests whose input arrives whole run on the reader's
+// goroutine, one after another on a keep-alive connection, with their
+// STDIN; a handler that runs past the grace period hands the reader role
+// on, and the requests after it still run, quick or slow.
+func TestServerInline(t *testing.T) {
+	h := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		if r.Param("REQUEST_URI") == "/slow" {
+			time.Sleep(3 * inlineGrace / 2)
+		}
+		b, _ := io.ReadAll(r.Stdin)
+		fmt.Fprintf(w, "%s %s", r.Param("REQUEST_URI"), b)
+		return len(b)
+	})
+	addr, errs := serve(t, NewServer(ServerConfig{}, h))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	for i, uri := range []string{"/a", "/slow", "/b", "/slow", "/slow", "/c"} {
+		body := bytes.Repeat([]byte{'x'}, i)
+		c.Write(wholeRequest(1, uri, body))
+		out, status := readServerAnswer(t, c, 1)
+		if want := uri + " " + string(body); out != want || status != i {
+			t.Fatalf("request %d: %q, status %d; want %q, %d", i, out, status, want, i)
+		}
+	}
+	c.Close()
+	if err := <-errs; err != nil {
+		t.Errorf("ServeConn = %v, want nil", err)
+	}
+}
+
+// TestServerInlineMovesOn: while a request runs on the reader's goroutine,
+// after the grace period the connection is read again: GET_VALUES is
+// answered, a second, multiplexed request runs beside the first, and
+// ABORT_REQUEST cancels the first.
+func TestServerInlineMovesOn(t *testing.T) {
+	second := make(chan struct{})
+	h := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		if r.ID == 2 {
+			close(second)
+			io.WriteString(w, "second")
+			return 2
+		}
+		<-second
+		<-r.Context().Done() // the ABORT_REQUEST
+		io.WriteString(w, "aborted")
+		return 1
+	})
+	addr, errs := serve(t, NewServer(ServerConfig{}, h))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(wholeRequest(1, "/first", nil))
+
+	c.Write(recID(typeGetValues, 0, EncodeParams([]Param{{"FCGI_MPXS_CONNS", ""}})))
+	rr := &recordReader{r: c}
+	rec, err := rr.next()
+	if err != nil || rec.h.Type != typeGetValuesResult {
+		t.Fatalf("GET_VALUES answered with %v, %v", rec.h.Type, err)
+	}
+	c.Write(wholeRequest(2, "/second", nil))
+	if out, status := readServerAnswer(t, c, 2); out != "second" || status != 2 {
+		t.Fatalf("request 2: %q, status %d", out, status)
+	}
+	c.Write(recID(typeAbortRequest, 1, nil))
+	if out, status := readServerAnswer(t, c, 1); out != "aborted" || status != 1 {
+		t.Fatalf("request 1: %q, status %d", out, status)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	if rest, err := io.ReadAll(c); len(rest) != 0 || err != nil {
+		t.Fatalf("after the answers: %x, %v; want a clean close", rest, err)
+	}
+	if err := <-errs; err != nil {
+		t.Errorf("ServeConn = %v, want nil", err)
+	}
+}
+
+// TestServerInlineBroken: a connection that breaks while an inline request
+// runs past the grace period cancels it, and ServeConn returns once it
+// has ended.
+func TestServerInlineBroken(t *testing.T) {
+	done := make(chan struct{})
+	h := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		defer close(done)
+		<-r.Context().Done()
+		return 0
+	})
+	addr, errs := serve(t, NewServer(ServerConfig{}, h))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(wholeRequest(1, "/", nil))
+	c.Write([]byte{9, 9, 9, 9, 9, 9, 9, 9}) // a bad version, read once the reader has moved on
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler was not cancelled")
+	}
+	if err := <-errs; !errors.Is(err, ErrProtocol) {
+		t.Errorf("ServeConn = %v, want ErrProtocol", err)
+	}
+	c.Close()
+}
+
+// TestServerSplitStdin: a request whose STDIN comes after its params, in
+// writes of their own, runs at once and gets all of it, streamed, however
+// it comes.
+func TestServerSplitStdin(t *testing.T) {
+	started := make(chan struct{}, 1)
+	h := HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+		started <- struct{}{}
+		b, _ := io.ReadAll(r.Stdin)
+		fmt.Fprintf(w, "%s %s", r.Param("REQUEST_URI"), b)
+		return 0
+	})
+	addr, _ := serve(t, NewServer(ServerConfig{}, h))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	head := func(uri string) []byte {
+		in := recID(typeBeginRequest, 1, beginRequestBody(roleResponder, flagKeepConn))
+		in = append(in, recID(typeParams, 1, EncodeParams([]Param{{"REQUEST_URI", uri}}))...)
+		return append(in, recID(typeParams, 1, nil)...)
+	}
+
+	// As Apache sends: the params, then the STDIN in writes of its own.
+	c.Write(head("/split"))
+	c.Write(recID(typeStdin, 1, []byte("ab")))
+	c.Write(append(recID(typeStdin, 1, []byte("cd")), recID(typeStdin, 1, nil)...))
+	if out, _ := readServerAnswer(t, c, 1); out != "/split abcd" {
+		t.Fatalf("answer %q", out)
+	}
+	<-started
+
+	// The STDIN comes only once the handler has started.
+	c.Write(head("/streamed"))
+	<-started
+	c.Write(append(recID(typeStdin, 1, []byte("ef")), recID(typeStdin, 1, nil)...))
+	if out, _ := readServerAnswer(t, c, 1); out != "/streamed ef" {
+		t.Fatalf("answer %q", out)
+	}
+
+	// A STDIN larger than the read buffer.
+	big := bytes.Repeat([]byte("z"), 3*maxContent)
+	c.Write(head("/big"))
+	for b := big; len(b) > 0; {
+		n := min(len(b), maxContent)
+		c.Write(recID(typeStdin, 1, b[:n]))
+		b = b[n:]
+	}
+	c.Write(recID(typeStdin, 1, nil))
+	if out, _ := readServerAnswer(t, c, 1); out != "/big "+string(big) {
+		t.Fatalf("answer of %d bytes, want %d", len(out), len("/big ")+len(big))
+	}
+	<-started
+}
+
+// countingConn counts the writes to a net.Conn.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.writes++
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// TestServerOneWrite: an answer of up to 128 KiB goes out with its
+// END_REQUEST in one write.
+func TestServerOneWrite(t *testing.T) {
+	for _, size := range []int{5, 64 << 10, 120 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			body := bytes.Repeat([]byte("y"), size)
+			s := NewServer(ServerConfig{}, HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+				w.Write(body[:size/2])
+				w.Write(body[size/2:])
+				return 0
+			}))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			nc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc := &countingConn{Conn: nc}
+			served := make(chan error, 1)
+			go func() { served <- s.ServeConn(context.Background(), cc) }() // ends when c closes
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write(wholeRequest(1, "/", nil))
+			if out, _ := readServerAnswer(t, c, 1); out != string(body) {
+				t.Fatalf("answer of %d bytes, want %d", len(out), size)
+			}
+			c.Close()
+			if err := <-served; err != nil {
+				t.Fatal(err)
+			}
+			if cc.writes != 1 {
+				t.Errorf("%d writes, want 1", cc.writes)
+			}
+		})
 	}
 }

@@ -32,8 +32,15 @@ type ApacheOptions struct {
 	// TemplatesDir). Required.
 	Templates string
 	// Processes and Threads are the event MPM's children and threads per
-	// child. 0 means 2 and 64: more threads than the benchmark's
-	// connections, so that no request waits for one.
+	// child. 0 means 1 and 64: more threads than the benchmark's
+	// connections, so that no request waits for one, in one child, so
+	// that Apache holds at most as many FastCGI connections as it has
+	// requests in flight. mod_proxy keeps a connection pool per child (up
+	// to Threads connections, each tying a php-fpm worker until Apache
+	// closes it, which with enablereuse and no ttl is never): with two
+	// children the pools grow over a run to twice the benchmark's
+	// connections, and together with fcgigate's own pool they outgrow
+	// php-fpm's workers (see BenchConfig.FPMChildren).
 	Processes, Threads int
 }
 
@@ -63,7 +70,7 @@ func ApacheVersion(bin string) string {
 // and Apache has logged that it runs. ctx bounds only the start.
 func StartApache(ctx context.Context, o ApacheOptions) (*Apache, error) {
 	if o.Processes <= 0 {
-		o.Processes = 2
+		o.Processes = 1
 	}
 	if o.Threads <= 0 {
 		o.Threads = 64

@@ -20,7 +20,7 @@ func TestApacheTemplate(t *testing.T) {
 	}{ApacheOptions{Listen: "127.0.0.1:8081", Backend: "127.0.1.1:9001", DocRoot: dir, Dir: dir, Processes: 2, Threads: 64}, ApacheModules, true, 128}
 	conf := render(t, "apache.conf.tmpl", data)
 	for _, w := range []string{"Listen 127.0.0.1:8081", `DocumentRoot "` + dir + `"`, `    SetHandler "proxy:fcgi://127.0.1.1:9001"`,
-		`<Proxy "fcgi://127.0.1.1:9001" enablereuse=on flushpackets=on timeout=60>`, "ThreadsPerChild 64", "MaxRequestWorkers 128",
+		`<Proxy "fcgi://127.0.1.1:9001" enablereuse=on flushpackets=on timeout=60 max=64>`, "ThreadsPerChild 64", "MaxRequestWorkers 128",
 		"User nobody", `ErrorLog "` + dir + `/error.log"`} {
 		if !strings.Contains(conf, w+"\n") {
 			t.Errorf("httpd.conf lacks %q", w)
