@@ -418,9 +418,10 @@ type Response struct {
 
 	bodyDone chan error // result of writeBody; nil without a body
 	bodySent bool       // the whole body and its empty STDIN record went out
-	// bodyWritten is set by writeBody once the empty STDIN record is
-	// written, just before it reports on bodyDone.
-	bodyWritten atomic.Bool
+	// bodyEnding is set by writeBody once all of the body is sent, as it
+	// writes the empty STDIN record. The backend may answer, and finish
+	// run, before that write has returned.
+	bodyEnding atomic.Bool
 
 	// Kept by writeBody while the body is small, so that a request that
 	// met a stale connection can be sent again.
@@ -706,8 +707,8 @@ func (r *Response) writeBody() {
 		}
 		if rerr == io.EOF {
 			r.keptAll = keep
+			r.bodyEnding.Store(true)
 			err = r.c.write(r.req.WriteTimeout, appendRecord(buf[:0], typeStdin, nil))
-			r.bodyWritten.Store(err == nil)
 			break
 		}
 		if rerr != nil {
@@ -752,6 +753,26 @@ func (r *Response) stale(cause error) error {
 	return se
 }
 
+// bodyEndWait bounds finish's wait for a body writer that is writing the
+// empty STDIN record: the record is 8 bytes after a body that went out,
+// so only a backend that stopped reading holds it up.
+const bodyEndWait = 50 * time.Millisecond
+
+// awaitBody waits up to bodyEndWait for the body writer's report, and
+// reports whether it came and said that all went out.
+func (r *Response) awaitBody() bool {
+	t := time.NewTimer(bodyEndWait)
+	defer t.Stop()
+	select {
+	case err := <-r.bodyDone:
+		r.bodyDone = nil
+		r.bodySent = err == nil
+		return err == nil
+	case <-t.C:
+		return false
+	}
+}
+
 // BodyErr waits for the request body to be sent and returns the error that
 // stopped it, if any. It returns nil for a request without a body.
 func (r *Response) bodyErr() error {
@@ -794,9 +815,7 @@ func (r *Response) finish() {
 			r.bodyDone = nil
 			r.bodySent = err == nil
 		default:
-			if r.bodyWritten.Load() {
-				// All of it went out; the writer is about to say so.
-				r.bodyErr()
+			if r.bodyEnding.Load() && r.awaitBody() {
 				break
 			}
 			// The backend answered before reading all of the body: the
