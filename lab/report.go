@@ -211,8 +211,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 			num, den = ProxyFcgigate, ProxyNginx // a report saved before ratios named them
 		}
 		fmt.Fprintf(&b, "\n%s/%s (req/s: higher is better; p99 and CPU per request: lower is better)\n", num, den)
+		errs := map[string]int64{}
+		for _, s := range r.Summaries {
+			errs[s.Case] += s.Errors
+		}
 		for _, q := range r.Ratios {
-			fmt.Fprintf(&b, "  %-6s  req/s %.2fx   p50 %.2fx   p99 %.2fx   CPU %.2fx\n", q.Case, q.ReqPerSec, q.P50, q.P99, q.CPU)
+			fmt.Fprintf(&b, "  %-6s  req/s %.2fx   p50 %.2fx   p99 %.2fx   CPU %.2fx", q.Case, q.ReqPerSec, q.P50, q.P99, q.CPU)
+			if n := errs[q.Case]; n > 0 {
+				// A fast error page counts as a request to wrk.
+				fmt.Fprintf(&b, "   NOT VALID: %d failed requests", n)
+			}
+			b.WriteString("\n")
 		}
 	}
 	pinned := false

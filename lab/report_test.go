@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -64,7 +65,8 @@ func TestSummarize(t *testing.T) {
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"fcgigate/nginx", "req/s 0.60x", "p99 2.33x", "CPU 2.50x"} {
+	for _, w := range []string{"fcgigate/nginx", "req/s 0.60x", "p99 2.33x", "CPU 2.50x",
+		fmt.Sprintf("NOT VALID: %d failed requests", n.Errors+g.Errors)} {
 		if !strings.Contains(b.String(), w) {
 			t.Errorf("table lacks %q:\n%s", w, b.String())
 		}
