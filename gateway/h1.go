@@ -169,7 +169,7 @@ type h1Conn struct {
 	nc     net.Conn
 	cr     connReader
 	br     *bufio.Reader
-	bw     *bufio.Writer
+	bw     *outBuf
 	ctx    context.Context // every request's context: ends with the connection
 	cancel context.CancelFunc
 	remote string
@@ -191,7 +191,7 @@ type h1Conn struct {
 
 var (
 	h1ReaderPool sync.Pool // *bufio.Reader
-	h1WriterPool sync.Pool // *bufio.Writer
+	h1WriterPool sync.Pool // *outBuf
 )
 
 // serve serves requests on c until it closes.
@@ -202,11 +202,11 @@ func (c *h1Conn) serve() {
 	} else {
 		c.br = bufio.NewReaderSize(&c.cr, 4096)
 	}
-	if v, ok := h1WriterPool.Get().(*bufio.Writer); ok {
+	if v, ok := h1WriterPool.Get().(*outBuf); ok {
 		v.Reset(c.nc)
 		c.bw = v
 	} else {
-		c.bw = bufio.NewWriterSize(c.nc, 4096)
+		c.bw = &outBuf{nc: c.nc, buf: make([]byte, 0, outBufSize)}
 	}
 	defer func() {
 		c.nc.Close()
@@ -711,7 +711,7 @@ func (w *h1Response) commit(final bool) {
 
 // writeFieldValue writes v with any CR or LF replaced by a space, so that
 // no value can start a header field of its own.
-func writeFieldValue(bw *bufio.Writer, v string) {
+func writeFieldValue(bw *outBuf, v string) {
 	if strings.IndexAny(v, "\r\n") < 0 {
 		bw.WriteString(v)
 		return
@@ -831,3 +831,71 @@ type dateValue struct {
 }
 
 var cachedDate atomic.Pointer[dateValue]
+
+// outBufSize is the size of a connection's output buffer.
+const outBufSize = 4096
+
+// outBuf buffers what goes to the client. The header and a small body go
+// out in one write; a write larger than the room left goes out together
+// with what is buffered in one writev, where a bufio.Writer would fill its
+// buffer, write it, then write the rest. Its first error sticks.
+type outBuf struct {
+	nc  net.Conn
+	buf []byte
+	err error
+}
+
+func (o *outBuf) Reset(nc net.Conn) {
+	o.nc, o.buf, o.err = nc, o.buf[:0], nil
+}
+
+func (o *outBuf) Write(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	if len(o.buf)+len(p) <= cap(o.buf) {
+		o.buf = append(o.buf, p...)
+		return len(p), nil
+	}
+	if len(o.buf) == 0 {
+		n, err := o.nc.Write(p)
+		o.err = err
+		return n, err
+	}
+	bufs := net.Buffers{o.buf, p}
+	_, err := bufs.WriteTo(o.nc)
+	o.buf = o.buf[:0]
+	if err != nil {
+		o.err = err
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (o *outBuf) WriteString(s string) (int, error) {
+	if o.err == nil && len(o.buf)+len(s) <= cap(o.buf) {
+		o.buf = append(o.buf, s...)
+		return len(s), nil
+	}
+	return o.Write([]byte(s))
+}
+
+func (o *outBuf) WriteByte(c byte) error {
+	if len(o.buf) == cap(o.buf) {
+		o.Flush()
+	}
+	if o.err != nil {
+		return o.err
+	}
+	o.buf = append(o.buf, c)
+	return nil
+}
+
+// Flush writes what is buffered.
+func (o *outBuf) Flush() error {
+	if o.err == nil && len(o.buf) > 0 {
+		_, o.err = o.nc.Write(o.buf)
+		o.buf = o.buf[:0]
+	}
+	return o.err
+}

@@ -487,3 +487,40 @@ func FuzzH1(f *testing.F) {
 		}
 	})
 }
+
+// recordConn is a net.Conn that records each Write.
+type recordConn struct {
+	net.Conn
+	writes []string
+}
+
+func (r *recordConn) Write(p []byte) (int, error) {
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+// TestOutBuf: small writes go out together at Flush; a large one goes out
+// after what is buffered, in order; bytes are never reordered or lost.
+func TestOutBuf(t *testing.T) {
+	rc := &recordConn{}
+	o := &outBuf{nc: rc, buf: make([]byte, 0, 16)}
+	o.WriteString("head ")
+	o.WriteByte('|')
+	o.Write([]byte("x"))
+	if len(rc.writes) != 0 {
+		t.Fatalf("wrote before Flush: %q", rc.writes)
+	}
+	o.Flush()
+	big := strings.Repeat("b", 40)
+	o.WriteString("hdr")
+	o.Write([]byte(big))
+	o.WriteString("tail")
+	o.Flush()
+	got := strings.Join(rc.writes, "")
+	if want := "head |x" + "hdr" + big + "tail"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if rc.writes[0] != "head |x" {
+		t.Errorf("small writes not sent together: %q", rc.writes)
+	}
+}
