@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,11 +55,12 @@ func TestGatewayTemplateFastCGI(t *testing.T) {
 	}
 }
 
-func TestRatioPair(t *testing.T) {
-	if p, b := ratioPair([]string{ProxyNginx, ProxyFcgigate}); p != ProxyFcgigate || b != ProxyNginx {
-		t.Errorf("nginx scenario: %s/%s", p, b)
+func TestRatioPairs(t *testing.T) {
+	if ps := ratioPairs([]string{ProxyNginx, ProxyFcgigate}); len(ps) != 1 || ps[0] != [2]string{ProxyFcgigate, ProxyNginx} {
+		t.Errorf("nginx scenario: %v", ps)
 	}
-	if p, b := ratioPair(apacheProxies); p != ProxyApacheFcgigate || b != ProxyApache {
-		t.Errorf("apache scenario: %s/%s", p, b)
+	want := [][2]string{{ProxyApacheFcgigate, ProxyApache}, {ProxyApacheRelay, ProxyApache}}
+	if ps := ratioPairs(apacheProxies); !slices.Equal(ps, want) {
+		t.Errorf("apache scenario: %v, want %v", ps, want)
 	}
 }

@@ -120,6 +120,13 @@ func (c *BenchConfig) setDefaults() {
 	c.Wrk.setDefaults()
 	if c.FPMChildren <= 0 {
 		c.FPMChildren = max(8, 3*c.Wrk.Conns)
+		if c.Scenario == ScenarioApache {
+			// Each of the three Apaches keeps one FastCGI connection per
+			// wrk connection open for good, to php-fpm, to the relay
+			// (which holds one to php-fpm for each) or to fcgigate, and
+			// fcgigate one per request in flight.
+			c.FPMChildren = max(8, 4*c.Wrk.Conns)
+		}
 	}
 	if c.NginxWorkers == "" {
 		c.NginxWorkers = "auto"
@@ -309,7 +316,7 @@ func startProxy(ctx context.Context, name string, cfg BenchConfig, dir string, b
 	if t, stop, ok, err := startApacheProxy(ctx, name, cfg, dir, backends, docroot, rep); ok {
 		return t, stop, err
 	}
-	return Target{}, nil, fmt.Errorf("unknown proxy %q (want %s, %s, %s or %s)", name, ProxyNginx, ProxyFcgigate, ProxyApache, ProxyApacheFcgigate)
+	return Target{}, nil, fmt.Errorf("unknown proxy %q (want %s, %s, %s, %s or %s)", name, ProxyNginx, ProxyFcgigate, ProxyApache, ProxyApacheFcgigate, ProxyApacheRelay)
 }
 
 // checkCase sends c once to t and insists on a 200 with c.Bytes of body, so

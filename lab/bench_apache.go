@@ -17,31 +17,34 @@ import (
 // (ProxyApacheFcgigate), one pool behind either.
 const ScenarioApache = "apache"
 
-// The proxies of ScenarioApache.
+// The proxies of ScenarioApache. ProxyApacheRelay sends Apache's FastCGI
+// through a bare TCP relay (nginx's stream module) to php-fpm: the cost of
+// a hop that parses nothing, the floor under any FastCGI proxy's.
 const (
 	ProxyApache         = "apache"
 	ProxyApacheFcgigate = "apache+fcgigate"
+	ProxyApacheRelay    = "apache+relay"
 )
 
 // apacheProxies are ScenarioApache's proxies, the baseline first.
-var apacheProxies = []string{ProxyApache, ProxyApacheFcgigate}
+var apacheProxies = []string{ProxyApache, ProxyApacheFcgigate, ProxyApacheRelay}
 
-// ratioPair returns the proxies whose figures the report divides: fcgigate
-// by nginx, or in the Apache scenario, Apache through fcgigate by Apache
-// alone.
-func ratioPair(proxies []string) (proxy, baseline string) {
+// ratioPairs returns the proxies whose figures the report divides, each
+// [proxy, baseline]: fcgigate by nginx, or in the Apache scenario Apache
+// through fcgigate, then Apache through the relay, by Apache alone.
+func ratioPairs(proxies []string) [][2]string {
 	for _, p := range proxies {
-		if p == ProxyApache || p == ProxyApacheFcgigate {
-			return ProxyApacheFcgigate, ProxyApache
+		if p == ProxyApache || p == ProxyApacheFcgigate || p == ProxyApacheRelay {
+			return [][2]string{{ProxyApacheFcgigate, ProxyApache}, {ProxyApacheRelay, ProxyApache}}
 		}
 	}
-	return ProxyFcgigate, ProxyNginx
+	return [][2]string{{ProxyFcgigate, ProxyNginx}}
 }
 
 // startApacheProxy starts the proxy called name if it is one of the Apache
 // scenario's; ok is false for any other name.
 func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir string, backends []string, docroot string, rep *Report) (t Target, stop func() error, ok bool, err error) {
-	if name != ProxyApache && name != ProxyApacheFcgigate {
+	if name != ProxyApache && name != ProxyApacheFcgigate && name != ProxyApacheRelay {
 		return Target{}, nil, false, nil
 	}
 	if bin, err := ApacheBinary(); err == nil {
@@ -57,6 +60,26 @@ func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir str
 			return Target{}, nil, true, err
 		}
 		return Target{Name: name, URL: "http://" + listen, PID: a.PID(), Log: apacheLog(a)}, a.Stop, true, nil
+	}
+	if name == ProxyApacheRelay {
+		rdir := filepath.Join(dir, "relay")
+		if err := os.MkdirAll(rdir, 0o755); err != nil {
+			return Target{}, nil, true, err
+		}
+		relayAddr, err := freePort("127.0.1.3")
+		if err != nil {
+			return Target{}, nil, true, err
+		}
+		r, err := StartRelay(ctx, RelayOptions{Listen: relayAddr, Backend: backends[0], Dir: rdir, Templates: TemplatesDir(cfg.Repo)})
+		if err != nil {
+			return Target{}, nil, true, err
+		}
+		a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: relayAddr, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+		if err != nil {
+			return Target{}, nil, true, errors.Join(err, r.Stop())
+		}
+		stop = func() error { return errors.Join(a.Stop(), r.Stop()) }
+		return Target{Name: name, URL: "http://" + listen, PID: a.PID(), Also: []int{r.PID()}, Log: apacheLog(a)}, stop, true, nil
 	}
 
 	bin := cfg.Gateway

@@ -92,17 +92,24 @@ func StartNginx(ctx context.Context, o NginxOptions) (*Nginx, error) {
 	if err := renderTemplate(o.Templates, "nginx.conf.tmpl", conf, o); err != nil {
 		return nil, fmt.Errorf("start nginx: %w", err)
 	}
-	errorLog := filepath.Join(o.Dir, "error.log")
-	args := []string{"-p", o.Dir + "/", "-c", conf, "-e", errorLog}
+	return startNginxConf(ctx, bin, o.Dir, conf, o.Listen)
+}
+
+// startNginxConf checks conf with nginx -t, starts nginx with it in the
+// foreground in a process group of its own, and waits until listen
+// accepts connections.
+func startNginxConf(ctx context.Context, bin, dir, conf, listen string) (*Nginx, error) {
+	errorLog := filepath.Join(dir, "error.log")
+	args := []string{"-p", dir + "/", "-c", conf, "-e", errorLog}
 	if out, err := exec.CommandContext(ctx, bin, append(args, "-t", "-q")...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("start nginx: %s -t: %w\n%s", bin, err, out)
 	}
-	p, err := startProcess("nginx", errorLog, o.Dir, bin, args...)
+	p, err := startProcess("nginx", errorLog, dir, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	n := &Nginx{Listen: o.Listen, Dir: o.Dir, process: p}
-	if err := p.awaitReady(ctx, startTimeout, func() error { return dialCheck(o.Listen) }); err != nil {
+	n := &Nginx{Listen: listen, Dir: dir, process: p}
+	if err := p.awaitReady(ctx, startTimeout, func() error { return dialCheck(listen) }); err != nil {
 		_ = n.Stop()
 		return nil, err
 	}

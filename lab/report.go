@@ -139,19 +139,21 @@ func (r *Report) summarize(cases []Case, proxies []string) {
 			r.Summaries = append(r.Summaries, s)
 			byProxy[p] = s
 		}
-		num, den := ratioPair(proxies)
-		g, gok := byProxy[num]
-		n, nok := byProxy[den]
-		if gok && nok {
-			r.Ratios = append(r.Ratios, Ratio{
-				Case:      c.Name,
-				Proxy:     num,
-				Baseline:  den,
-				ReqPerSec: ratio(g.ReqPerSec, n.ReqPerSec),
-				P50:       ratio(g.P50Ms, n.P50Ms),
-				P99:       ratio(g.P99Ms, n.P99Ms),
-				CPU:       ratio(g.CPUPer1k, n.CPUPer1k),
-			})
+		for _, pair := range ratioPairs(proxies) {
+			num, den := pair[0], pair[1]
+			g, gok := byProxy[num]
+			n, nok := byProxy[den]
+			if gok && nok {
+				r.Ratios = append(r.Ratios, Ratio{
+					Case:      c.Name,
+					Proxy:     num,
+					Baseline:  den,
+					ReqPerSec: ratio(g.ReqPerSec, n.ReqPerSec),
+					P50:       ratio(g.P50Ms, n.P50Ms),
+					P99:       ratio(g.P99Ms, n.P99Ms),
+					CPU:       ratio(g.CPUPer1k, n.CPUPer1k),
+				})
+			}
 		}
 	}
 }
@@ -205,17 +207,29 @@ func (r *Report) WriteTable(w io.Writer) error {
 			s.Case, s.Proxy, s.ReqPerSec, 100*s.Spread, s.P50Ms, s.P99Ms, s.CPUPer1k, s.FPMCPUPer1k, s.FPMConnsMax, s.FPMQueueMax, s.Errors)
 	}
 	tw.Flush()
-	if len(r.Ratios) > 0 {
-		num, den := r.Ratios[0].Proxy, r.Ratios[0].Baseline
-		if num == "" {
-			num, den = ProxyFcgigate, ProxyNginx // a report saved before ratios named them
+	errs := map[string]int64{}
+	for _, s := range r.Summaries {
+		errs[s.Case] += s.Errors
+	}
+	// One block per pair, in the order the pairs first appear.
+	pairOf := func(q Ratio) [2]string {
+		if q.Proxy == "" {
+			return [2]string{ProxyFcgigate, ProxyNginx} // a report saved before ratios named them
 		}
-		fmt.Fprintf(&b, "\n%s/%s (req/s: higher is better; p99 and CPU per request: lower is better)\n", num, den)
-		errs := map[string]int64{}
-		for _, s := range r.Summaries {
-			errs[s.Case] += s.Errors
+		return [2]string{q.Proxy, q.Baseline}
+	}
+	var pairs [][2]string
+	for _, q := range r.Ratios {
+		if !slices.Contains(pairs, pairOf(q)) {
+			pairs = append(pairs, pairOf(q))
 		}
+	}
+	for _, pair := range pairs {
+		fmt.Fprintf(&b, "\n%s/%s (req/s: higher is better; p99 and CPU per request: lower is better)\n", pair[0], pair[1])
 		for _, q := range r.Ratios {
+			if pairOf(q) != pair {
+				continue
+			}
 			fmt.Fprintf(&b, "  %-6s  req/s %.2fx   p50 %.2fx   p99 %.2fx   CPU %.2fx", q.Case, q.ReqPerSec, q.P50, q.P99, q.CPU)
 			if n := errs[q.Case]; n > 0 {
 				// A fast error page counts as a request to wrk.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deps.sh installs the programs fcgigate's tests, demo and benchmarks run:
-# php-fpm and php-cli 8.2, nginx, wrk, Apache httpd 2.4, cgi-fcgi and iptables
+# php-fpm and php-cli 8.2, nginx (with its stream module, the bench's TCP relay), wrk, Apache httpd 2.4, cgi-fcgi and iptables
 # (the cluster tests cut gateways off with it), from
 # Debian 12's apt repositories. It is idempotent: when everything is there it
 # only checks and exits. It never starts the system services of these packages
@@ -10,7 +10,7 @@
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
 
-PACKAGES=(php8.2-fpm php8.2-cli nginx wrk apache2 libfcgi-bin iptables)
+PACKAGES=(php8.2-fpm php8.2-cli nginx libnginx-mod-stream wrk apache2 libfcgi-bin iptables)
 POLICY=/usr/sbin/policy-rc.d
 
 log() { printf 'deps: %s\n' "$*"; }

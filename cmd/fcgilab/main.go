@@ -112,10 +112,10 @@ func bench(ctx context.Context, args []string) error {
 	}
 	switch strings.TrimSpace(*only) {
 	case "":
-	case lab.ProxyNginx, lab.ProxyFcgigate, lab.ProxyApache, lab.ProxyApacheFcgigate:
+	case lab.ProxyNginx, lab.ProxyFcgigate, lab.ProxyApache, lab.ProxyApacheFcgigate, lab.ProxyApacheRelay:
 		cfg.Proxies = []string{*only}
 	default:
-		return fmt.Errorf("bench: -only %q: want %s, %s, %s or %s", *only, lab.ProxyNginx, lab.ProxyFcgigate, lab.ProxyApache, lab.ProxyApacheFcgigate)
+		return fmt.Errorf("bench: -only %q: want %s, %s, %s, %s or %s", *only, lab.ProxyNginx, lab.ProxyFcgigate, lab.ProxyApache, lab.ProxyApacheFcgigate, lab.ProxyApacheRelay)
 	}
 
 	rep, err := lab.RunBench(ctx, cfg)
