@@ -8,7 +8,7 @@ package gateway
 // with no read in the background: net/http starts a goroutine and a read
 // for every request that has no body, to notice a client that leaves, and
 // sets two read deadlines to stop it again. For a small PHP answer that was
-// a fifth of the gateway's CPU time. Here a request that is still waiting
+// about a tenth of the gateway's CPU time per request. Here a request that is still waiting
 // after watchAfter gets that watch; a quick one never does.
 //
 // What it does beyond parsing: keep-alive for HTTP/1.1 and for HTTP/1.0
