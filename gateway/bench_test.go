@@ -63,15 +63,24 @@ func BenchmarkServeHTTP(b *testing.B) {
 	b.Run("64KiB", func(b *testing.B) { benchmarkServeHTTP(b, 64<<10) })
 }
 
-func benchmarkServeHTTP(b *testing.B, size int) {
-	body := strings.Repeat("x", size)
-	out := append(stdout("Content-type: text/html; charset=UTF-8\r\nX-Powered-By: PHP/8.2\r\n\r\n"+body), endRequest(0)...)
+// benchCGIHeader is the CGI header of benchGateway's answers.
+const benchCGIHeader = "Content-type: text/html; charset=UTF-8\r\nX-Powered-By: PHP/8.2\r\n\r\n"
+
+// benchGateway returns a Gateway whose one backend, a fastFake, answers
+// every request with a body of size bytes; it is closed at the end of b.
+func benchGateway(b *testing.B, size int) *Gateway {
+	out := append(stdout(benchCGIHeader+strings.Repeat("x", size)), endRequest(0)...)
 	addr := fastFake(b, out)
 	g, err := New(Config{Pools: []PoolConfig{testPool(addr)}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer g.Close()
+	b.Cleanup(func() { g.Close() })
+	return g
+}
+
+func benchmarkServeHTTP(b *testing.B, size int) {
+	g := benchGateway(b, size)
 	req := httptest.NewRequest("GET", "http://example.com/app.php/x?y=1", nil)
 	req.Header.Set("Accept", "text/html")
 	req.Header.Set("User-Agent", "Mozilla/5.0")
@@ -92,13 +101,7 @@ func benchmarkServeHTTP(b *testing.B, size int) {
 // compare with BenchmarkServeHTTP is the allocations per request.
 func BenchmarkServe(b *testing.B) {
 	const size = len("<html>hello</html>")
-	out := append(stdout("Content-type: text/html; charset=UTF-8\r\nX-Powered-By: PHP/8.2\r\n\r\n"+strings.Repeat("x", size)), endRequest(0)...)
-	addr := fastFake(b, out)
-	g, err := New(Config{Pools: []PoolConfig{testPool(addr)}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
+	g := benchGateway(b, size)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

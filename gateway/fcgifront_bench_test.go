@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"log/slog"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,14 +37,7 @@ func BenchmarkFastCGIFront(b *testing.B) {
 }
 
 func benchmarkFastCGIFront(b *testing.B, size int) {
-	body := strings.Repeat("x", size)
-	out := append(stdout("Content-type: text/html; charset=UTF-8\r\nX-Powered-By: PHP/8.2\r\n\r\n"+body), endRequest(0)...)
-	addr := fastFake(b, out)
-	g, err := New(Config{Pools: []PoolConfig{testPool(addr)}}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
+	g := benchGateway(b, size)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -96,7 +87,7 @@ func benchmarkFastCGIFront(b *testing.B, size int) {
 					break
 				}
 			}
-			if want := len(out) - len(endRequest(0)); got < size || got > want {
+			if want := len(benchCGIHeader) + size; got < size || got > want {
 				b.Errorf("got %d bytes of STDOUT", got)
 				return
 			}
