@@ -98,6 +98,27 @@ func (g *Gateway) ServeFastCGI(ctx context.Context, ln net.Listener, drain time.
 // closed, and the error of a listener that fails otherwise. A failure for
 // want of resources (descriptors, memory) is retried with a backoff.
 func (g *Gateway) acceptFastCGI(ctx, base context.Context, ln net.Listener, allow allowList, srv *fastcgi.Server, conns *sync.WaitGroup) error {
+	return acceptLoop(ln, g.log, "fastcgi", ctx.Done(), func(nc net.Conn) {
+		if !allow.allows(nc.RemoteAddr()) {
+			g.front.refused.Add(1)
+			g.log.Warn("fastcgi client refused: not in allowed_clients", "client", nc.RemoteAddr().String())
+			nc.Close()
+			return
+		}
+		conns.Add(1)
+		go func() { // ends when the connection closes: client, error, drain or cut-off
+			defer conns.Done()
+			g.serveFastCGIConn(base, srv, nc)
+		}()
+	})
+}
+
+// acceptLoop accepts connections on ln and hands each to serve, until ln
+// is closed (nil) or fails (its error). A failure for want of resources
+// (descriptors, memory) is logged and retried with a backoff of up to a
+// second, which stop, when closed, cuts short. front names the front in
+// the log ("http", "fastcgi").
+func acceptLoop(ln net.Listener, log *slog.Logger, front string, stop <-chan struct{}, serve func(net.Conn)) error {
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -109,27 +130,17 @@ func (g *Gateway) acceptFastCGI(ctx, base context.Context, ln net.Listener, allo
 				return err
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			g.log.Warn("fastcgi accept failed; retrying", "err", err, "in", delay)
+			log.Warn("accept failed; retrying", "front", front, "err", err, "in", delay)
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
-			case <-ctx.Done():
+			case <-stop:
 				t.Stop()
 			}
 			continue
 		}
 		delay = 0
-		if !allow.allows(nc.RemoteAddr()) {
-			g.front.refused.Add(1)
-			g.log.Warn("fastcgi client refused: not in allowed_clients", "client", nc.RemoteAddr().String())
-			nc.Close()
-			continue
-		}
-		conns.Add(1)
-		go func() { // ends when the connection closes: client, error, drain or cut-off
-			defer conns.Done()
-			g.serveFastCGIConn(base, srv, nc)
-		}()
+		serve(nc)
 	}
 }
 

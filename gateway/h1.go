@@ -76,33 +76,17 @@ type h1Server struct {
 	wg       sync.WaitGroup // one per connection
 }
 
-// serve accepts connections on ln until it fails or is closed, and serves
-// each in a goroutine of its own. It returns the accept error; one that a
-// later accept may not meet (too many open files) is logged and waited out.
+// serve accepts connections on ln until it is closed (nil) or fails, and
+// serves each in a goroutine of its own.
 func (s *h1Server) serve(ln net.Listener) error {
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.shutdown.Load() {
-				return nil
-			}
-			if acceptRetryable(err) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
+	return acceptLoop(ln, s.log, "http", nil, func(nc net.Conn) {
 		c := s.newConn(nc)
 		if c == nil {
 			nc.Close()
-			continue
+			return
 		}
 		go c.serve() // ends when the connection closes
-	}
+	})
 }
 
 // newConn tracks a new connection, or returns nil once Shutdown has begun.
@@ -383,9 +367,10 @@ func (c *h1Conn) writeRefusal(code int, why string) {
 	c.bw.Flush()
 }
 
-// checkRequest applies the rules http.ReadRequest leaves to the server:
-// a valid Host, required for HTTP/1.1, header fields without control bytes, and an
-// Expect it can meet. It returns 0 for a request that passes.
+// checkRequest applies the rules http.ReadRequest leaves to the server
+// (its textproto reader has checked the field values): HTTP/1, a valid
+// Host, required for HTTP/1.1, field names that are tokens, and an Expect
+// it can meet. It returns 0 for a request that passes.
 func checkRequest(r *http.Request) (int, string) {
 	if r.ProtoMajor != 1 {
 		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
@@ -398,14 +383,11 @@ func checkRequest(r *http.Request) (int, string) {
 	if !validHost(r.Host) {
 		return http.StatusBadRequest, "malformed Host header"
 	}
-	for name, vs := range r.Header {
-		if !validName(name) {
+	for name := range r.Header {
+		// textproto lets a name with a space through (for old
+		// clients); it would reach PHP as an HTTP_* param.
+		if !validName([]byte(name)) {
 			return http.StatusBadRequest, "invalid header name"
-		}
-		for _, v := range vs {
-			if !validValue(v) {
-				return http.StatusBadRequest, "invalid header value"
-			}
 		}
 	}
 	if e := r.Header["Expect"]; len(e) > 0 && !(len(e) == 1 && strings.EqualFold(e[0], "100-continue")) {

@@ -290,9 +290,9 @@ func trimSpace(b []byte) []byte {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // validName reports an RFC 9110 token.
-func validName[T string | []byte](b T) bool {
-	for i := 0; i < len(b); i++ {
-		if !isTokenByte(b[i]) {
+func validName(b []byte) bool {
+	for _, c := range b {
+		if !isTokenByte(c) {
 			return false
 		}
 	}
@@ -311,9 +311,8 @@ func isTokenByte(c byte) bool {
 }
 
 // validValue reports a field value without control bytes but tab.
-func validValue[T string | []byte](b T) bool {
-	for i := 0; i < len(b); i++ {
-		c := b[i]
+func validValue(b []byte) bool {
+	for _, c := range b {
 		if c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
