@@ -57,7 +57,7 @@
 //   - The FastCGI front serves only clients in AllowedClients (loopback by
 //     default); the others are closed at accept and counted.
 //   - PHP's Status header is never forwarded. A reason phrase that differs
-//     from the standard one reaches the client: Serve's server writes it;
-//     under net/http's server it goes out on a hijacked connection (see
-//     rawstatus.go).
+//     from the standard one reaches the client through Serve's server;
+//     under another server (net/http's, which cannot write one) the
+//     standard phrase replaces it, and a debug line says so.
 package gateway

@@ -328,7 +328,7 @@ func (g *Gateway) serveFastCGI(w http.ResponseWriter, r *http.Request, p *pool, 
 			slog.String("backend", ex.backend),
 			slog.String("script_filename", ex.scriptFilename))
 	}
-	backendErr, clientErr := g.relay(w, r, rc, ex, resp, head, body)
+	backendErr, clientErr := g.relay(w, r, rc, ex, resp, head)
 	body.abandon(rc)
 	resp.Close()
 	if g.settle(ctx, p, b, ex, "", head.status, backendErr, clientErr) {

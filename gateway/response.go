@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -167,13 +168,14 @@ func fpmNotFound(br *bufio.Reader) bool {
 // status, then the body as it arrives. It returns the error that cut the
 // body short, either the backend's or the client's. Nothing is left to be
 // sent when it returns.
-func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, ex *exchange, resp *fastcgi.Response, head cgiHead, body *reqBody) (backendErr, clientErr error) {
-	var raw *rawResponse
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, ex *exchange, resp *fastcgi.Response, head cgiHead) (backendErr, clientErr error) {
 	if head.reason != "" && head.reason != http.StatusText(head.status) {
 		if rw, ok := w.(interface{ setReason(string) }); ok {
 			rw.setReason(head.reason) // Serve's own server (h1.go)
-		} else if raw = g.rawResponse(w, r, rc, ex, head.reason, body); raw != nil {
-			w, rc = raw, http.NewResponseController(raw)
+		} else {
+			// Another server (net/http's) writes the standard phrase.
+			g.log.LogAttrs(r.Context(), slog.LevelDebug, "custom reason phrase replaced by the standard one",
+				slog.String("request_id", ex.id), slog.String("reason", head.reason))
 		}
 	}
 	if !bodyAllowed(r.Method, head.status) {
@@ -181,16 +183,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rc *http.Respons
 		// Drain what PHP wrote anyway, so that its STDERR is logged and
 		// the connection can carry another request.
 		_, backendErr = io.Copy(io.Discard, ex.br)
-	} else {
-		backendErr, clientErr = copyBody(w, rc, ex.br, resp, ex.buf, head.status)
+		return backendErr, nil
 	}
-	if raw != nil {
-		if backendErr == nil && clientErr == nil {
-			clientErr = raw.finish()
-		}
-		raw.close()
-	}
-	return backendErr, clientErr
+	return copyBody(w, rc, ex.br, resp, ex.buf, head.status)
 }
 
 // copyBody sends the status and copies the body from br to w. Each round

@@ -383,8 +383,8 @@ func TestCutShort(t *testing.T) {
 	}
 }
 
-// TestReasonPhraseAfterBody: once PHP has read the whole request body, the
-// connection can be hijacked for the reason phrase, POST or not.
+// TestReasonPhraseAfterBody: the reason phrase reaches the client of a
+// POST too, and the connection goes on.
 func TestReasonPhraseAfterBody(t *testing.T) {
 	leakCheck(t)
 	f := startFake(t, func(c *fakeConn) {
@@ -404,8 +404,9 @@ func TestReasonPhraseAfterBody(t *testing.T) {
 	}
 }
 
-// TestReasonPhraseFallback: where the connection cannot be hijacked, the
-// code is kept with its standard phrase, and the loss is logged.
+// TestReasonPhraseFallback: under another server, which cannot write a
+// reason phrase of its own, the code is kept with its standard phrase, and
+// the loss is logged.
 func TestReasonPhraseFallback(t *testing.T) {
 	leakCheck(t)
 	f := startFake(t, answer("Status: 299 Partly Done\r\nContent-Type: text/plain\r\n\r\nbody"))
