@@ -354,13 +354,7 @@ func TestServerIgnoresInactive(t *testing.T) {
 	// The client sends its STDIN after the answer, then closes: the
 	// server has read it (no reset) and ends the connection cleanly.
 	c.Write(append(recID(typeStdin, 1, []byte("late")), recID(typeStdin, 1, nil)...))
-	c.(*net.TCPConn).CloseWrite()
-	if rest, err := io.ReadAll(c); len(rest) != 0 || err != nil {
-		t.Fatalf("after the answer: %x, %v; want a clean close", rest, err)
-	}
-	if err := <-errs; err != nil {
-		t.Errorf("ServeConn = %v, want nil", err)
-	}
+	closeClean(t, c, errs)
 }
 
 // TestServerSlowHandler: the read and idle timeouts bound the client's
@@ -529,6 +523,14 @@ func TestServerInlineMovesOn(t *testing.T) {
 	if out, status := readServerAnswer(t, c, 1); out != "aborted" || status != 1 {
 		t.Fatalf("request 1: %q, status %d", out, status)
 	}
+	closeClean(t, c, errs)
+}
+
+// closeClean ends the client's sending on c and checks that the server
+// sends nothing more and closes the connection cleanly, with ServeConn
+// (reporting on errs) returning nil.
+func closeClean(t *testing.T, c net.Conn, errs <-chan error) {
+	t.Helper()
 	c.(*net.TCPConn).CloseWrite()
 	if rest, err := io.ReadAll(c); len(rest) != 0 || err != nil {
 		t.Fatalf("after the answers: %x, %v; want a clean close", rest, err)
