@@ -42,6 +42,9 @@ type ApacheOptions struct {
 	// connections, and together with fcgigate's own pool they outgrow
 	// php-fpm's workers (see BenchConfig.FPMChildren).
 	Processes, Threads int
+	// CPUs pins Apache and its children to these CPUs, a list as taskset -c
+	// takes it ("0", "0-1"). Empty: no pinning, any CPU.
+	CPUs string
 }
 
 // Apache is a running Apache started by StartApache.
@@ -106,7 +109,7 @@ func StartApache(ctx context.Context, o ApacheOptions) (*Apache, error) {
 		return nil, fmt.Errorf("start apache: %s -t: %w\n%s", bin, err, out)
 	}
 	errorLog := filepath.Join(o.Dir, "error.log")
-	p, err := startProcess("apache", filepath.Join(o.Dir, "stderr.log"), o.Dir, bin, "-f", conf, "-DFOREGROUND")
+	p, err := startProcess("apache", filepath.Join(o.Dir, "stderr.log"), o.Dir, o.CPUs, bin, "-f", conf, "-DFOREGROUND")
 	if err != nil {
 		return nil, err
 	}

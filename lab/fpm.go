@@ -33,6 +33,9 @@ type FPMOptions struct {
 	// Env sets environment variables of the workers (env[NAME] = value):
 	// the slow-pool scenario makes one pool slow with WORK_MS.
 	Env map[string]string
+	// CPUs pins the master and its workers to these CPUs, a list as
+	// taskset -c takes it ("0", "0-1"). Empty: no pinning, any CPU.
+	CPUs string
 }
 
 // FPM is a running php-fpm master started by StartFPM.
@@ -76,7 +79,7 @@ func StartFPM(ctx context.Context, o FPMOptions) (*FPM, error) {
 	if err := renderTemplate(o.Templates, "php-fpm.conf.tmpl", conf, data); err != nil {
 		return nil, fmt.Errorf("start php-fpm: %w", err)
 	}
-	p, err := startProcess("php-fpm", filepath.Join(o.Dir, "php-fpm.log"), o.DocRoot,
+	p, err := startProcess("php-fpm", filepath.Join(o.Dir, "php-fpm.log"), o.DocRoot, o.CPUs,
 		bin, "--nodaemonize", "--allow-to-run-as-root", "-c", ini, "--fpm-config", conf)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,10 @@ type GatewayOptions struct {
 	// Templates is the directory holding fcgigate.toml.tmpl (see
 	// TemplatesDir). Required.
 	Templates string
+	// CPUs pins the gateway to these CPUs, a list as taskset -c takes it
+	// ("1", "0-1"); its Go runtime then sizes GOMAXPROCS to their number.
+	// Empty: no pinning, any CPU.
+	CPUs string
 }
 
 // Gateway is a running fcgigate started by StartGateway.
@@ -90,7 +94,7 @@ func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
 	if err := renderTemplate(o.Templates, "fcgigate.toml.tmpl", conf, o); err != nil {
 		return nil, fmt.Errorf("start fcgigate: %w", err)
 	}
-	p, err := startProcess("fcgigate", filepath.Join(o.Dir, "fcgigate.log"), o.Dir,
+	p, err := startProcess("fcgigate", filepath.Join(o.Dir, "fcgigate.log"), o.Dir, o.CPUs,
 		o.Binary, "serve", "-config", conf)
 	if err != nil {
 		return nil, err

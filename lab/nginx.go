@@ -38,6 +38,9 @@ type NginxOptions struct {
 	// per worker, with fastcgi_keep_conn on. 0 turns keep-alive off: a new
 	// connection per request, which FPM closes after answering.
 	Keepalive int
+	// CPUs pins the master and its workers to these CPUs, a list as
+	// taskset -c takes it ("0", "0-1"). Empty: no pinning, any CPU.
+	CPUs string
 }
 
 // Servers returns the upstream's servers: Upstreams, or Upstream alone.
@@ -92,19 +95,19 @@ func StartNginx(ctx context.Context, o NginxOptions) (*Nginx, error) {
 	if err := renderTemplate(o.Templates, "nginx.conf.tmpl", conf, o); err != nil {
 		return nil, fmt.Errorf("start nginx: %w", err)
 	}
-	return startNginxConf(ctx, bin, o.Dir, conf, o.Listen)
+	return startNginxConf(ctx, bin, o.Dir, conf, o.Listen, o.CPUs)
 }
 
 // startNginxConf checks conf with nginx -t, starts nginx with it in the
-// foreground in a process group of its own, and waits until listen
-// accepts connections.
-func startNginxConf(ctx context.Context, bin, dir, conf, listen string) (*Nginx, error) {
+// foreground in a process group of its own, on the CPUs in cpus (empty:
+// any), and waits until listen accepts connections.
+func startNginxConf(ctx context.Context, bin, dir, conf, listen, cpus string) (*Nginx, error) {
 	errorLog := filepath.Join(dir, "error.log")
 	args := []string{"-p", dir + "/", "-c", conf, "-e", errorLog}
 	if out, err := exec.CommandContext(ctx, bin, append(args, "-t", "-q")...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("start nginx: %s -t: %w\n%s", bin, err, out)
 	}
-	p, err := startProcess("nginx", errorLog, dir, bin, args...)
+	p, err := startProcess("nginx", errorLog, dir, cpus, bin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,8 +37,13 @@ type process struct {
 }
 
 // startProcess starts bin with args in a new process group, with stdout and
-// stderr appended to logPath.
-func startProcess(name, logPath, dir, bin string, args ...string) (*process, error) {
+// stderr appended to logPath, on the CPUs in cpus (empty: any; see
+// pinnedCommand).
+func startProcess(name, logPath, dir, cpus, bin string, args ...string) (*process, error) {
+	bin, args, err := pinnedCommand(cpus, bin, args...)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)

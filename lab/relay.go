@@ -18,6 +18,9 @@ type RelayOptions struct {
 	Dir string
 	// Templates holds relay.conf.tmpl (see TemplatesDir). Required.
 	Templates string
+	// CPUs pins the relay's master and workers to these CPUs, a list as
+	// taskset -c takes it ("0", "0-1"). Empty: no pinning, any CPU.
+	CPUs string
 }
 
 // relayModule is where Debian's libnginx-mod-stream (a dependency of its
@@ -46,5 +49,5 @@ func StartRelay(ctx context.Context, o RelayOptions) (*Nginx, error) {
 	if err := renderTemplate(o.Templates, "relay.conf.tmpl", conf, o); err != nil {
 		return nil, fmt.Errorf("start relay: %w", err)
 	}
-	return startNginxConf(ctx, bin, o.Dir, conf, o.Listen)
+	return startNginxConf(ctx, bin, o.Dir, conf, o.Listen, o.CPUs)
 }

@@ -29,6 +29,9 @@ type WrkOptions struct {
 	Conns int
 	// Duration is -d; wrk stops by itself after it. 0 means 10s.
 	Duration time.Duration
+	// CPUs pins wrk and its threads to these CPUs, a list as taskset -c
+	// takes it ("0", "0-1"). Empty: no pinning, any CPU.
+	CPUs string
 }
 
 func (o *WrkOptions) setDefaults() {
@@ -243,9 +246,13 @@ func RunWrk(ctx context.Context, o WrkOptions) (WrkResult, string, error) {
 	if err != nil {
 		return WrkResult{}, "", fmt.Errorf("wrk: %w", err)
 	}
+	bin, args, err := pinnedCommand(o.CPUs, bin, o.Args()...)
+	if err != nil {
+		return WrkResult{}, "", fmt.Errorf("wrk: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, o.Args()...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
