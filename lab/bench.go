@@ -90,6 +90,15 @@ type BenchConfig struct {
 	// kept per worker, with fastcgi_keep_conn on). 0 means 32; negative
 	// turns keep-alive off: a new connection to FPM per request.
 	NginxKeepalive int
+	// Split pins the application side (wrk, Apache and php-fpm, with all
+	// their children) to CPU 0 and the hop (fcgigate, the relay's nginx
+	// and its workers) to CPU 1, in every proxy's rounds: the gateway as
+	// if on a one-core host of its own, taking no CPU from Apache and
+	// php-fpm, while the baseline gets the same CPU 0 (CPU 1 idles in its
+	// rounds). fcgigate's Go runtime sees one CPU, so GOMAXPROCS is 1.
+	// Without it every process shares every core, the hop's worst case.
+	// Only with ScenarioApache, on a machine of at least 2 CPUs.
+	Split bool
 	// Dir receives the servers' configurations and logs. Empty: a new temp
 	// dir, removed afterwards unless Keep is set or the run failed.
 	Dir  string
@@ -118,6 +127,9 @@ func (c *BenchConfig) setDefaults() {
 		c.Warmup = 2 * time.Second
 	}
 	c.Wrk.setDefaults()
+	if c.Split {
+		c.Wrk.CPUs = splitAppCPUs
+	}
 	if c.FPMChildren <= 0 {
 		c.FPMChildren = max(8, 3*c.Wrk.Conns)
 		if c.Scenario == ScenarioApache {
@@ -139,6 +151,43 @@ func (c *BenchConfig) setDefaults() {
 	}
 }
 
+// validate checks c, with its defaults set, for a machine of numCPU CPUs.
+func (c *BenchConfig) validate(numCPU int) error {
+	if c.Repo == "" {
+		return errors.New("bench: Repo is required")
+	}
+	if c.Split {
+		if c.Scenario != ScenarioApache {
+			scenario := fmt.Sprintf("scenario %q", c.Scenario)
+			if c.Scenario == "" {
+				scenario = "the default scenario"
+			}
+			return fmt.Errorf("bench: split CPUs (-split) need the apache scenario (-scenario apache), where the hop in front of php-fpm can have a core of its own; not %s", scenario)
+		}
+		if numCPU < 2 {
+			return fmt.Errorf("bench: split CPUs (-split) need 2 CPUs, CPU %s for wrk, Apache and php-fpm and CPU %s for the hop; this machine has %d", splitAppCPUs, splitHopCPUs, numCPU)
+		}
+	}
+	return nil
+}
+
+// appCPUs and hopCPUs are the CPUs the application side (wrk, Apache,
+// php-fpm) and the hop (fcgigate, the relay) run on: empty (any) unless
+// c.Split.
+func (c *BenchConfig) appCPUs() string {
+	if c.Split {
+		return splitAppCPUs
+	}
+	return ""
+}
+
+func (c *BenchConfig) hopCPUs() string {
+	if c.Split {
+		return splitHopCPUs
+	}
+	return ""
+}
+
 // Target is one proxy under load: where to send requests, and which process
 // tree to charge CPU time to.
 type Target struct {
@@ -156,8 +205,8 @@ type Target struct {
 // is cancelled.
 func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 	cfg.setDefaults()
-	if cfg.Repo == "" {
-		return nil, errors.New("bench: Repo is required")
+	if err := cfg.validate(runtime.NumCPU()); err != nil {
+		return nil, err
 	}
 	docroot := filepath.Join(cfg.Repo, "test", "php")
 	if _, err := os.Stat(filepath.Join(docroot, "hello.php")); err != nil {
@@ -170,6 +219,11 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 	if slices.Contains(cfg.Proxies, ProxyNginx) {
 		if _, err := NginxBinary(); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	if cfg.Split {
+		if _, err := TasksetBinary(); err != nil {
+			return nil, fmt.Errorf("bench: -split: %w", err)
 		}
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
@@ -222,7 +276,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 		f, err := StartFPM(ctx, FPMOptions{Addr: fpmAddr, DocRoot: docroot, Dir: fpmDir,
-			Templates: TemplatesDir(cfg.Repo), MaxChildren: cfg.FPMChildren, Env: env})
+			Templates: TemplatesDir(cfg.Repo), MaxChildren: cfg.FPMChildren, Env: env, CPUs: cfg.appCPUs()})
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -245,7 +299,11 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 		}
 		stops = append(stops, stop)
 		targets = append(targets, t)
-		logf("%s %s pid %d", name, t.URL, t.PID)
+		if len(t.Also) > 0 {
+			logf("%s %s pid %d, behind it pid %v", name, t.URL, t.PID, t.Also)
+		} else {
+			logf("%s %s pid %d", name, t.URL, t.PID)
+		}
 	}
 	for _, t := range targets {
 		for _, c := range cfg.Cases {
@@ -253,6 +311,14 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 				return nil, fmt.Errorf("bench: %w", err)
 			}
 		}
+	}
+	if cfg.Split {
+		// All children are up now: Apache's, php-fpm's and nginx's workers.
+		if err := checkSplitCPUs(fpms, targets); err != nil {
+			return nil, fmt.Errorf("bench: -split: %w", err)
+		}
+		logf("cpus: php-fpm and Apache with all their children on CPU %s, the hops on CPU %s (checked in /proc); wrk runs on CPU %s",
+			splitAppCPUs, splitHopCPUs, splitAppCPUs)
 	}
 
 	fpmTarget := Target{Name: "php-fpm", URL: fpm.Addr, PID: fpm.PID(), Log: func() []string { return logLines(fpm.Log(), "WARNING", "ERROR", "ALERT") }}
@@ -473,6 +539,15 @@ func benchEnv(cfg BenchConfig) Env {
 		Rounds:         cfg.Rounds,
 		Warmup:         cfg.Warmup.String(),
 		Wrk:            "wrk " + strings.Join(cfg.Wrk.Args()[:4], " ") + " URL",
+		Split:          cfg.Split,
+		AppCPUs:        cfg.appCPUs(),
+		HopCPUs:        cfg.hopCPUs(),
+	}
+	if cfg.Split && os.Getenv("GOMAXPROCS") == "" {
+		// Go sizes GOMAXPROCS by the CPUs the process may run on: the
+		// gateway's one. (A GOMAXPROCS in the environment, which fcgigate
+		// inherits, would win over that.)
+		e.GOMAXPROCS = 1
 	}
 	if bin, err := NginxBinary(); err == nil {
 		e.Nginx = NginxVersion(bin)

@@ -7,6 +7,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -55,7 +56,8 @@ func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir str
 		return Target{}, nil, true, err
 	}
 	if name == ProxyApache {
-		a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: backends[0], DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+		a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: backends[0], DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo),
+			CPUs: cfg.appCPUs()})
 		if err != nil {
 			return Target{}, nil, true, err
 		}
@@ -70,11 +72,13 @@ func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir str
 		if err != nil {
 			return Target{}, nil, true, err
 		}
-		r, err := StartRelay(ctx, RelayOptions{Listen: relayAddr, Backend: backends[0], Dir: rdir, Templates: TemplatesDir(cfg.Repo)})
+		r, err := StartRelay(ctx, RelayOptions{Listen: relayAddr, Backend: backends[0], Dir: rdir, Templates: TemplatesDir(cfg.Repo),
+			CPUs: cfg.hopCPUs()})
 		if err != nil {
 			return Target{}, nil, true, err
 		}
-		a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: relayAddr, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+		a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: relayAddr, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo),
+			CPUs: cfg.appCPUs()})
 		if err != nil {
 			return Target{}, nil, true, errors.Join(err, r.Stop())
 		}
@@ -102,11 +106,12 @@ func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir str
 		return Target{}, nil, true, err
 	}
 	g, err := StartGateway(ctx, GatewayOptions{Binary: bin, Listen: httpAddr, FastCGIListen: front, Backends: backends,
-		DocRoot: docroot, Dir: gdir, Templates: TemplatesDir(cfg.Repo)})
+		DocRoot: docroot, Dir: gdir, Templates: TemplatesDir(cfg.Repo), CPUs: cfg.hopCPUs()})
 	if err != nil {
 		return Target{}, nil, true, err
 	}
-	a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: front, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+	a, err := StartApache(ctx, ApacheOptions{Listen: listen, Backend: front, DocRoot: docroot, Dir: dir, Templates: TemplatesDir(cfg.Repo),
+		CPUs: cfg.appCPUs()})
 	if err != nil {
 		return Target{}, nil, true, errors.Join(err, g.Stop())
 	}
@@ -114,6 +119,29 @@ func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir str
 	// Apache first: it stops sending before the gateway drains.
 	stop = func() error { return errors.Join(a.Stop(), g.Stop()) }
 	return Target{Name: name, URL: "http://" + listen, PID: a.PID(), Also: []int{g.PID()}, Log: log}, stop, true, nil
+}
+
+// checkSplitCPUs checks, for BenchConfig.Split, that every process of the
+// php-fpm masters and of each target's Apache (children included) may run
+// on the application's CPU only, and every process of the hops behind an
+// Apache (Target.Also: fcgigate, the relay's nginx) on the hop's only.
+func checkSplitCPUs(fpms []*FPM, targets []Target) error {
+	for _, f := range fpms {
+		if err := checkTreeCPUs(f.PID(), splitAppCPUs); err != nil {
+			return fmt.Errorf("php-fpm: %w", err)
+		}
+	}
+	for _, t := range targets {
+		if err := checkTreeCPUs(t.PID, splitAppCPUs); err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
+		}
+		for _, pid := range t.Also {
+			if err := checkTreeCPUs(pid, splitHopCPUs); err != nil {
+				return fmt.Errorf("%s, the hop: %w", t.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // apacheLog returns a function that reads Apache's warnings and errors.

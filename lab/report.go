@@ -47,7 +47,7 @@ func per1k(cpu time.Duration, requests int64) float64 {
 // Env records the setup the numbers were measured with.
 type Env struct {
 	NumCPU           int    `json:"num_cpu"`
-	GOMAXPROCS       int    `json:"gomaxprocs"` // the lab's, which fcgigate inherits with its environment
+	GOMAXPROCS       int    `json:"gomaxprocs"` // fcgigate's: the lab's, which it inherits with its environment; 1 with Split
 	Nginx            string `json:"nginx"`
 	Apache           string `json:"apache,omitempty"` // in the Apache scenario
 	NginxWorkers     string `json:"nginx_worker_processes"`
@@ -59,6 +59,12 @@ type Env struct {
 	Rounds           int    `json:"rounds"`
 	Warmup           string `json:"warmup"`
 	Commit           string `json:"commit,omitempty"`
+	// Split is BenchConfig.Split: the application side (wrk, Apache,
+	// php-fpm) ran on AppCPUs only and the hop (fcgigate, the relay) on
+	// HopCPUs only. False: every process could run on every CPU.
+	Split   bool   `json:"cpu_split"`
+	AppCPUs string `json:"app_cpus,omitempty"`
+	HopCPUs string `json:"hop_cpus,omitempty"`
 }
 
 // Summary is one proxy's figures for one case, over its rounds.
@@ -192,6 +198,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "\nmachine: %d CPUs; fcgigate GOMAXPROCS %d; %s worker_processes %s (%d workers), upstream keepalive %d; php-fpm pm.max_children %d (static)\n",
 		e.NumCPU, e.GOMAXPROCS, e.Nginx, e.NginxWorkers, e.NginxWorkerCount, e.NginxKeepalive, e.FPMChildren)
+	if e.Split {
+		fmt.Fprintf(&b, "cpus: split: wrk, Apache and php-fpm on CPU %s; the hop (fcgigate, relay) on CPU %s\n", e.AppCPUs, e.HopCPUs)
+	}
 	if e.Apache != "" {
 		fmt.Fprintf(&b, "apache: %s, event MPM, mod_proxy_fcgi with enablereuse=on, to php-fpm or to fcgigate's FastCGI front\n", e.Apache)
 	}

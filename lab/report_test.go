@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -90,4 +91,36 @@ func near(a, b Summary) bool {
 	a.ReqPerSec, a.P50Ms, a.P99Ms, a.Spread, a.CPUPer1k, a.FPMCPUPer1k = 0, 0, 0, 0, 0, 0
 	b.ReqPerSec, b.P50Ms, b.P99Ms, b.Spread, b.CPUPer1k, b.FPMCPUPer1k = 0, 0, 0, 0, 0, 0
 	return ok && a == b
+}
+
+func TestReportSplit(t *testing.T) {
+	r := &Report{Env: Env{NumCPU: 2, GOMAXPROCS: 1, Split: true, AppCPUs: "0", HopCPUs: "1"}}
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if w := "\ncpus: split: wrk, Apache and php-fpm on CPU 0; the hop (fcgigate, relay) on CPU 1\n"; !strings.Contains(b.String(), w) {
+		t.Errorf("table lacks %q:\n%s", w, b.String())
+	}
+	js, err := json.Marshal(r.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"cpu_split":true`, `"app_cpus":"0"`, `"hop_cpus":"1"`} {
+		if !strings.Contains(string(js), w) {
+			t.Errorf("JSON lacks %s: %s", w, js)
+		}
+	}
+
+	// Shared CPUs: no cpus line, and the JSON says so.
+	r.Env = Env{NumCPU: 2, GOMAXPROCS: 2}
+	b.Reset()
+	r.WriteTable(&b)
+	if strings.Contains(b.String(), "cpus:") {
+		t.Errorf("table of a shared run has a cpus line:\n%s", b.String())
+	}
+	js, _ = json.Marshal(r.Env)
+	if !strings.Contains(string(js), `"cpu_split":false`) || strings.Contains(string(js), "_cpus") {
+		t.Errorf("JSON of a shared run: %s", js)
+	}
 }
