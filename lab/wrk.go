@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os/exec"
@@ -186,7 +187,9 @@ var wrkTimeUnits = []struct {
 }
 
 // parseWrkTime parses a time as wrk prints it: "812.00us", "1.23ms",
-// "10.00s", "1.00m".
+// "10.00s", "1.00m". The product is rounded, not truncated: 2.09 × 1e6 is
+// 2089999.9999999998 in floating point, and "2.09ms" must come out as
+// 2.09ms, not as 2.089999ms in the progress lines and the JSON.
 func parseWrkTime(s string) (time.Duration, error) {
 	for _, u := range wrkTimeUnits {
 		if num, ok := strings.CutSuffix(s, u.suffix); ok {
@@ -194,7 +197,7 @@ func parseWrkTime(s string) (time.Duration, error) {
 			if err != nil || f < 0 {
 				return 0, fmt.Errorf("time %q: bad number", s)
 			}
-			return time.Duration(f * float64(u.unit)), nil
+			return time.Duration(math.Round(f * float64(u.unit))), nil
 		}
 	}
 	return 0, fmt.Errorf("time %q: unknown unit", s)

@@ -153,6 +153,11 @@ func TestParseWrkUnits(t *testing.T) {
 		{"1.33s", 1330 * time.Millisecond},
 		{"1.00m", time.Minute},
 		{"2.00h", 2 * time.Hour},
+		// Exact, although the float products are a hair under (2.09 ×
+		// 1e6 = 2089999.9999999998): the progress lines print them.
+		{"2.09ms", 2090 * time.Microsecond},
+		{"8.11ms", 8110 * time.Microsecond},
+		{"403.23ms", 403230 * time.Microsecond},
 	}
 	for _, tt := range times {
 		if got, err := parseWrkTime(tt.in); err != nil || got != tt.want {
