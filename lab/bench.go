@@ -415,6 +415,10 @@ func checkCase(ctx context.Context, t Target, c Case) error {
 // /proc before and after each run, for the target and for FPM.
 func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target, logf func(string, ...any)) ([]Round, error) {
 	var rounds []Round
+	width := 8 // of the proxy names, so that the lines' columns align
+	for _, t := range targets {
+		width = max(width, len(t.Name))
+	}
 	for _, c := range cfg.Cases {
 		if cfg.Warmup > 0 {
 			for _, t := range targets {
@@ -424,7 +428,7 @@ func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target,
 				if err != nil {
 					return rounds, fmt.Errorf("warm-up %s %s: %w", c.Name, t.Name, err)
 				}
-				logf("warm-up %-6s %-8s %9.0f req/s, %d errors", c.Name, t.Name, r.ReqPerSec, r.Errors())
+				logf("warm-up %-6s %-*s %9.0f req/s, %d errors", c.Name, width, t.Name, r.ReqPerSec, r.Errors())
 			}
 		}
 		for n := 1; n <= cfg.Rounds; n++ {
@@ -455,8 +459,8 @@ func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target,
 				rd := Round{Case: c.Name, Proxy: t.Name, N: n, Wrk: r, CPU: cpu1 - cpu0, FPMCPU: fpm1 - fpm0,
 					FPMConnsMax: peak.Conns, FPMQueueMax: peak.AcceptQueue}
 				rounds = append(rounds, rd)
-				logf("round %d %-6s %-8s %9.0f req/s  p50 %-9v p99 %-9v cpu %6.1f ms/1k  fpm conns %3d queue %3d  errors %d",
-					n, c.Name, t.Name, r.ReqPerSec, r.P50, r.P99, rd.CPUPer1k(), peak.Conns, peak.AcceptQueue, r.Errors())
+				logf("round %d %-6s %-*s %9.0f req/s  p50 %-9v p99 %-9v cpu %6.1f ms/1k  fpm conns %3d queue %3d  errors %d",
+					n, c.Name, width, t.Name, r.ReqPerSec, r.P50, r.P99, rd.CPUPer1k(), peak.Conns, peak.AcceptQueue, r.Errors())
 			}
 		}
 	}
