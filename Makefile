@@ -63,11 +63,14 @@ demo: deps build consul
 # System benchmark: fcgigate against nginx on the same machine, as ratios;
 # three pools with one ten times slower, fcgigate against nginx least_conn;
 # then Apache to php-fpm directly against Apache through fcgigate's FastCGI
-# front.
+# front, first with every process on both cores (the hop's worst case), then
+# split: wrk, Apache and php-fpm on CPU 0, the hop on CPU 1, as if the
+# gateway had a host of its own.
 bench: deps build
 	$(GO) run ./cmd/fcgilab bench $(BENCHFLAGS)
 	$(GO) run ./cmd/fcgilab bench -scenario slowpool $(BENCHFLAGS)
 	$(GO) run ./cmd/fcgilab bench -scenario apache $(BENCHFLAGS)
+	$(GO) run ./cmd/fcgilab bench -scenario apache -split $(BENCHFLAGS)
 
 clean:
 	rm -rf bin/ bench-results/
