@@ -48,6 +48,25 @@ func pinnedCommand(cpus, bin string, args ...string) (string, []string, error) {
 	return taskset, append([]string{"-c", cpus, bin}, args...), nil
 }
 
+// cpuCount returns how many CPUs a list such as taskset -c takes ("1",
+// "0-3,6") names; at least 1, so that a list it cannot read still counts
+// as one core.
+func cpuCount(list string) int {
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, errA := strconv.Atoi(lo)
+		b, errB := strconv.Atoi(hi)
+		switch {
+		case !isRange && errA == nil:
+			n++
+		case isRange && errA == nil && errB == nil && b >= a:
+			n += b - a + 1
+		}
+	}
+	return max(n, 1)
+}
+
 // cpusAllowed returns the CPUs process pid may run on, as the kernel lists
 // them in /proc/<pid>/status ("1", "0-1").
 func cpusAllowed(pid int) (string, error) {

@@ -104,3 +104,17 @@ func TestCPUsAllowed(t *testing.T) {
 		t.Errorf("checkTreeCPUs(self, %q) found nothing wrong", got+",99")
 	}
 }
+
+func TestCPUCount(t *testing.T) {
+	for list, want := range map[string]int{"1": 1, "0-1": 2, "0-3,6": 5, "2,4": 2, "": 1, "x": 1, "3-1": 1} {
+		if got := cpuCount(list); got != want {
+			t.Errorf("cpuCount(%q) = %d, want %d", list, got, want)
+		}
+	}
+	if got := (RelayOptions{}).Workers(); got != "auto" {
+		t.Errorf("unpinned relay workers = %q, want auto", got)
+	}
+	if got := (RelayOptions{CPUs: "1"}).Workers(); got != "1" {
+		t.Errorf("relay pinned to one CPU: workers = %q, want 1", got)
+	}
+}

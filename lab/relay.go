@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // RelayOptions configures one TCP relay.
@@ -21,6 +22,17 @@ type RelayOptions struct {
 	// CPUs pins the relay's master and workers to these CPUs, a list as
 	// taskset -c takes it ("0", "0-1"). Empty: no pinning, any CPU.
 	CPUs string
+}
+
+// Workers is the relay's worker_processes: one per CPU it is pinned to, or
+// "auto" (one per core) when it is not pinned. nginx's auto counts the
+// machine's CPUs, not the ones it may run on, so pinned it would start
+// more workers than it has cores.
+func (o RelayOptions) Workers() string {
+	if o.CPUs == "" {
+		return "auto"
+	}
+	return strconv.Itoa(cpuCount(o.CPUs))
 }
 
 // relayModule is where Debian's libnginx-mod-stream (a dependency of its
