@@ -214,3 +214,51 @@ func TestServicePoolConfig(t *testing.T) {
 		t.Errorf("neither: %v", err)
 	}
 }
+
+// TestTimedOutCheck: a check that timed out makes the gateway close its
+// idle connections to the backend when the backend answered nothing since
+// the last check (they may hold the FPM workers the check waited for), and
+// keeps the backend up when it did answer (saturated, not down).
+func TestTimedOutCheck(t *testing.T) {
+	leakCheck(t)
+	addr := namedFCGI(t, "a", newRelease(t))
+	tg := startGateway(t, testPool(addr), nil)
+	b := tg.backend(t, addr)
+	fp := b.Value.(*fastcgi.Pool)
+	idle := func() int { return fp.Stats().Idle }
+
+	// The first report only sets the baseline of answered requests.
+	tg.SetBackendState("php", addr, BackendState{Up: true})
+	if resp, body := tg.get(t, "/x.php"); resp.StatusCode != 200 || body != "a" {
+		t.Fatalf("GET: %d %q", resp.StatusCode, body)
+	}
+	waitUntil(t, "the connection back in the pool", func() bool { return idle() == 1 })
+
+	// Answered since the last check: saturated, kept up, connection kept.
+	tg.SetBackendState("php", addr, BackendState{Up: false, TimedOut: true})
+	if !b.Healthy() {
+		t.Errorf("a backend that answered since the last check went down on a timed-out check")
+	}
+	if idle() != 1 {
+		t.Errorf("idle connections = %d after a timed-out check of a backend that answered; want 1 kept", idle())
+	}
+
+	// Nothing answered since: the idle connection is closed, and the
+	// verdict stands.
+	tg.SetBackendState("php", addr, BackendState{Up: true, TimedOut: true})
+	if idle() != 0 {
+		t.Errorf("idle connections = %d after a timed-out check with nothing answered; want 0", idle())
+	}
+	if n := len(tg.logs.find("health check timed out while this gateway held idle connections to the backend: closed them, freeing FPM workers")); n != 1 {
+		t.Errorf("%d log lines of the closed idle connections, want 1", n)
+	}
+	tg.SetBackendState("php", addr, BackendState{Up: false, TimedOut: true})
+	if b.Healthy() {
+		t.Errorf("a backend that answered nothing stayed up on a down verdict")
+	}
+	// A dial replaces the closed connection once the backend is up again.
+	tg.SetBackendState("php", addr, BackendState{Up: true})
+	if resp, body := tg.get(t, "/x.php"); resp.StatusCode != 200 || body != "a" {
+		t.Fatalf("GET after the close: %d %q", resp.StatusCode, body)
+	}
+}

@@ -156,6 +156,21 @@ func (g *Gateway) SetBackendState(pool, addr string, st BackendState) bool {
 				continue
 			}
 			answered, limit := p.learn(b, st)
+			fp := b.Value.(*fastcgi.Pool)
+			if st.TimedOut && !answered {
+				if idle := fp.Stats().Idle; idle > 0 {
+					// FPM binds a worker to each kept-alive connection
+					// until the client closes it: with nothing answered
+					// since the last check, the workers the check waited
+					// for may be held by this gateway's idle
+					// connections. Closing them frees the workers for
+					// the next check and for other clients; a request
+					// dials afresh.
+					fp.CloseIdle()
+					g.log.Info("health check timed out while this gateway held idle connections to the backend: closed them, freeing FPM workers",
+						"pool", pool, "backend", addr, "idle_closed", idle)
+				}
+			}
 			if !st.Up && st.TimedOut && answered {
 				g.log.Debug("health check timed out, but the backend answers requests: saturated, kept up",
 					"pool", pool, "backend", addr)
@@ -165,7 +180,7 @@ func (g *Gateway) SetBackendState(pool, addr string, st BackendState) bool {
 			b.SetLoadPenalty(st.Penalty)
 			if limit > 0 && p.cfg.MaxConns == 0 {
 				b.SetMaxConcurrent(limit)
-				b.Value.(*fastcgi.Pool).SetMaxConns(limit)
+				fp.SetMaxConns(limit)
 			}
 			return true
 		}

@@ -8,7 +8,9 @@
 // are answered by an FPM worker, so a probe waits in the same listen queue as
 // requests do. A backend whose workers are all busy for longer than
 // Config.Timeout therefore fails its probes: it cannot serve a new request in
-// that time either. The status page is asked for first because FPM marks a
+// that time either. (The gateway tells that apart from its own idle
+// keep-alive connections holding the workers: see
+// gateway.Gateway.SetBackendState.) The status page is asked for first because FPM marks a
 // worker idle only after it has answered: read right after the ping, the
 // status page would often count the ping's worker as busy.
 //

@@ -431,3 +431,45 @@ func inFlight(g *gateway.Gateway) int64 {
 	}
 	return n
 }
+
+// TestIdleConnsDoNotFailChecks: a small FPM pool whose every worker is
+// bound to this gateway's idle keep-alive connections, after a burst of
+// requests, must not be taken down by its health checks, which queue in
+// FPM's accept backlog behind those connections. A check that times out
+// while the gateway sent the backend nothing makes the gateway close its
+// idle connections to it, which frees the workers.
+func TestIdleConnsDoNotFailChecks(t *testing.T) {
+	pc := phpPool()
+	pc.StaticRoot = ""
+	// Fall 3: one check more after the close, for a loaded machine.
+	hc := fastHealth()
+	hc.Fall = 3
+	c := startCluster(t, []fpmtest.Options{{MaxChildren: 2}}, pc, hc)
+	if got := c.stats(0).MaxConcurrent; got != 2 {
+		t.Fatalf("limit learned from FPM = %d, want 2", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A burst that takes both workers, each on a keep-alive connection
+	// that stays idle in the gateway's pool afterwards.
+	for _, r := range load(ctx, t, c.gw.URL, 4, 5, func(int) (string, string) { return "GET", "/whoami.php?ms=20" }) {
+		if r.status != 200 {
+			t.Fatalf("burst: %s %d %s", r.method, r.status, r.err)
+		}
+	}
+	// Quiet for eight check intervals: three checks stuck in the backlog
+	// would have taken the backend down.
+	deadline := time.Now().Add(8 * hc.Interval)
+	for time.Now().Before(deadline) {
+		if !c.stats(0).Healthy {
+			t.Fatalf("the backend went down while the gateway was idle: its checks waited behind the gateway's own idle connections\n%s", c.gw.Logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := send(ctx, client(t), "GET", c.gw.URL+"/whoami.php"); r.status != 200 {
+		t.Fatalf("after the quiet spell: %d %s", r.status, r.err)
+	}
+	if logs := c.gw.Logs.String(); !strings.Contains(logs, "closed them, freeing FPM workers") {
+		t.Errorf("no log line of the idle connections closed for a timed-out check:\n%s", logs)
+	}
+}
