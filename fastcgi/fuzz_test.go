@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -103,4 +104,54 @@ func readAnswer(stream []byte) ([]byte, error) {
 	}
 	defer resp.Close()
 	return io.ReadAll(resp)
+}
+
+// FuzzServeConn: whatever a client sends, ServeConn returns once the input
+// has ended, every handler it started has returned, and nothing panics: a
+// malformed stream closes the connection with an error, a request whose
+// input was cut short sees its STDIN end. The client's side is a fixed
+// byte stream and then EOF; what the server writes is dropped.
+func FuzzServeConn(f *testing.F) {
+	req := func(id uint16, flags uint8, params []Param, stdin string) []byte {
+		var b []byte
+		b = appendRecordID(b, typeBeginRequest, id, beginRequestBody(roleResponder, flags))
+		b = appendRecordID(b, typeParams, id, EncodeParams(params))
+		b = appendRecordID(b, typeParams, id, nil)
+		if stdin != "" {
+			b = appendRecordID(b, typeStdin, id, []byte(stdin))
+		}
+		return appendRecordID(b, typeStdin, id, nil)
+	}
+	ps := []Param{{"SCRIPT_FILENAME", "/srv/index.php"}, {"CONTENT_LENGTH", "5"}}
+	f.Add(req(1, flagKeepConn, ps, "hello"))
+	f.Add(append(req(1, flagKeepConn, ps, "a"), req(2, 0, ps, "b")...))
+	f.Add(append(req(1, flagKeepConn, ps, ""), appendRecordID(nil, typeAbortRequest, 1, nil)...))
+	f.Add(appendRecordID(nil, typeGetValues, 0, EncodeParams([]Param{{"FCGI_MAX_CONNS", ""}, {"FCGI_MPXS_CONNS", ""}})))
+	f.Add(appendRecordID(nil, typeStdin, 7, []byte("stdin before begin")))
+	f.Add([]byte{1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1}) // cut inside BEGIN_REQUEST
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var started, ended atomic.Int32
+		srv := NewServer(ServerConfig{MaxParamsBytes: 4 << 10}, HandlerFunc(func(w *ResponseWriter, r *ServerRequest) int {
+			started.Add(1)
+			defer ended.Add(1)
+			body, _ := io.ReadAll(io.LimitReader(r.Stdin, 64<<10))
+			w.Stderr([]byte("a line for the log"))
+			w.Write([]byte(r.Param("SCRIPT_FILENAME")))
+			w.Write(body)
+			return len(body)
+		}))
+		done := make(chan error, 1)
+		go func() { done <- srv.ServeConn(context.Background(), pipeConn{Reader: bytes.NewReader(in)}) }()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, ErrProtocol) {
+				t.Fatalf("ServeConn: %v, want nil or ErrProtocol", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ServeConn still running 10s after its input ended")
+		}
+		if s, e := started.Load(), ended.Load(); s != e {
+			t.Fatalf("%d handlers started, %d returned when ServeConn did", s, e)
+		}
+	})
 }
