@@ -5,7 +5,7 @@
 GO        ?= go
 BIN       := bin/fcgigate
 FUZZTIME  ?= 30s
-FUZZ_PKGS ?= ./fastcgi/ ./gateway/
+FUZZ_PKGS ?= ./fastcgi/ ./gateway/ ./health/
 
 .PHONY: all build deps consul test test-short vet fuzz demo bench clean
 
