@@ -7,6 +7,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -123,7 +124,7 @@ func (src source) find(k toml.Key, table bool, from int) int {
 	for n := max(from, 1); n <= len(src); n++ {
 		sl := src[n-1]
 		if sl.header != nil {
-			if n > from && equal(sl.header, k) {
+			if n > from && slices.Equal(sl.header, k) {
 				return n
 			}
 			if n > from && !table {
@@ -140,20 +141,8 @@ func (src source) find(k toml.Key, table bool, from int) int {
 	return 0
 }
 
-func equal(a []string, b toml.Key) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func isSuffix(s []string, k toml.Key) bool {
-	return len(s) <= len(k) && equal(s, k[len(k)-len(s):])
+	return len(s) <= len(k) && slices.Equal(s, k[len(k)-len(s):])
 }
 
 // parseHeader returns the key of a "[a.b]" or "[[a]]" line, or nil if the

@@ -4,7 +4,6 @@ package discovery
 // sink for the package's tests.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcgigate/fcgigate/internal/syncbuf"
 	"go.uber.org/goleak"
 )
 
@@ -160,22 +160,7 @@ func (c *fakeClock) takeSleeps(pacing time.Duration) []time.Duration {
 }
 
 // logBuffer is a log sink that tests read while loops write.
-type logBuffer struct {
-	mu sync.Mutex // protects b
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // count returns how many lines hold every one of subs.
 func (l *logBuffer) count(subs ...string) int {

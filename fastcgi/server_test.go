@@ -17,6 +17,19 @@ import (
 
 // serve runs s on a loopback listener until the test ends and returns the
 // address and a channel of ServeConn results.
+// dialServer connects to a server from serve, with a deadline of 5 s for
+// every read and write, and closes the connection when the test ends.
+func dialServer(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
 func serve(t *testing.T, s *Server) (string, <-chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,12 +96,7 @@ func TestServerRoundTrip(t *testing.T) {
 // want bytes or the connection closes.
 func exchange(t *testing.T, addr string, in []byte) []byte {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialServer(t, addr)
 	c.Write(in)
 	c.(*net.TCPConn).CloseWrite()
 	out, _ := io.ReadAll(c)
@@ -166,11 +174,7 @@ func TestServerAbort(t *testing.T) {
 		return 1
 	})
 	addr, _ := serve(t, NewServer(ServerConfig{}, h))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialServer(t, addr)
 	var in []byte
 	in = append(in, recID(typeBeginRequest, 5, beginRequestBody(roleResponder, 0))...)
 	in = append(in, recID(typeParams, 5, nil)...)
@@ -240,16 +244,8 @@ func TestServerDrain(t *testing.T) {
 	})
 	s := NewServer(ServerConfig{}, h)
 	addr, errs := serve(t, s)
-	idle, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	busy, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	idle := dialServer(t, addr)
+	busy := dialServer(t, addr)
 	var in []byte
 	in = append(in, recID(typeBeginRequest, 1, beginRequestBody(roleResponder, flagKeepConn))...)
 	in = append(in, recID(typeParams, 1, nil)...)
@@ -306,19 +302,11 @@ func TestServerWriterAbort(t *testing.T) {
 func TestServerIdleTimeout(t *testing.T) {
 	s := NewServer(ServerConfig{IdleTimeout: 50 * time.Millisecond, ReadTimeout: 50 * time.Millisecond}, echo)
 	addr, errs := serve(t, s)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	dialServer(t, addr) // stays idle
 	if err := <-errs; err != nil {
 		t.Errorf("idle: ServeConn = %v, want nil", err)
 	}
-	c2, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := dialServer(t, addr)
 	c2.Write([]byte{1, byte(typeBeginRequest), 0, 1, 0, 8, 0, 0, 0})
 	if err := <-errs; !errors.Is(err, ErrProtocol) {
 		t.Errorf("stalled mid-record: ServeConn = %v, want ErrProtocol", err)
@@ -334,12 +322,7 @@ func TestServerIgnoresInactive(t *testing.T) {
 		return 0
 	})
 	addr, errs := serve(t, NewServer(ServerConfig{}, early))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialServer(t, addr)
 	var in []byte
 	in = append(in, recID(typeParams, 9, []byte("junk"))...) // never begun
 	in = append(in, recID(typeStdin, 9, nil)...)
@@ -463,12 +446,7 @@ func TestServerInline(t *testing.T) {
 		return len(b)
 	})
 	addr, errs := serve(t, NewServer(ServerConfig{}, h))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialServer(t, addr)
 	for i, uri := range []string{"/a", "/slow", "/b", "/slow", "/slow", "/c"} {
 		body := bytes.Repeat([]byte{'x'}, i)
 		c.Write(wholeRequest(1, uri, body))
@@ -501,12 +479,7 @@ func TestServerInlineMovesOn(t *testing.T) {
 		return 1
 	})
 	addr, errs := serve(t, NewServer(ServerConfig{}, h))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialServer(t, addr)
 	c.Write(wholeRequest(1, "/first", nil))
 
 	c.Write(recID(typeGetValues, 0, EncodeParams([]Param{{"FCGI_MPXS_CONNS", ""}})))
@@ -580,12 +553,7 @@ func TestServerSplitStdin(t *testing.T) {
 		return 0
 	})
 	addr, _ := serve(t, NewServer(ServerConfig{}, h))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialServer(t, addr)
 	head := func(uri string) []byte {
 		in := recID(typeBeginRequest, 1, beginRequestBody(roleResponder, flagKeepConn))
 		in = append(in, recID(typeParams, 1, EncodeParams([]Param{{"REQUEST_URI", uri}}))...)

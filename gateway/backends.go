@@ -8,6 +8,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -116,7 +117,7 @@ func (g *Gateway) SetBackends(pool string, addrs []string) bool {
 			m.retire(p, b)
 		}
 	}
-	if len(added) == 0 && len(back) == 0 && len(removed) == 0 && sameOrder(cur, next) {
+	if len(added) == 0 && len(back) == 0 && len(removed) == 0 && slices.Equal(cur, next) {
 		return true
 	}
 	p.bal.Set(next)
@@ -125,18 +126,6 @@ func (g *Gateway) SetBackends(pool string, addrs []string) bool {
 		slog.Any("added", append(added, back...)),
 		slog.Any("removed", removed),
 		slog.Int("backends", len(next)))
-	return true
-}
-
-func sameOrder(a, b []*balancer.Backend) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
 	return true
 }
 

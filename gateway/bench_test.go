@@ -102,15 +102,8 @@ func benchmarkServeHTTP(b *testing.B, size int) {
 func BenchmarkServe(b *testing.B) {
 	const size = len("<html>hello</html>")
 	g := benchGateway(b, size)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx, ln, time.Second) }() // returns once cancelled
-	defer func() { cancel(); <-served }()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := benchServe(b, g.Serve)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,4 +126,18 @@ func BenchmarkServe(b *testing.B) {
 			b.Fatal(resp.StatusCode, n)
 		}
 	}
+}
+
+// benchServe runs serve (g.Serve or g.ServeFastCGI) on a loopback listener
+// until the benchmark ends, and returns the listener's address.
+func benchServe(b *testing.B, serve func(context.Context, net.Listener, time.Duration) error) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, ln, time.Second) }() // returns once cancelled
+	b.Cleanup(func() { cancel(); <-served })
+	return ln.Addr().String()
 }

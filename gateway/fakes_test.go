@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fcgigate/fcgigate/fastcgi"
+	"github.com/fcgigate/fcgigate/internal/syncbuf"
 	"go.uber.org/goleak"
 )
 
@@ -296,22 +297,7 @@ func newRelease(t *testing.T) *release {
 func (r *release) open() { r.once.Do(func() { close(r.ch) }) }
 
 // logBuffer collects a gateway's JSON log.
-type logBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // find returns the entries whose msg contains msg.
 func (l *logBuffer) find(msg string) []map[string]any {

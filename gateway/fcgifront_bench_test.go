@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/fcgigate/fcgigate/fastcgi"
 )
@@ -37,15 +35,7 @@ func BenchmarkFastCGIFront(b *testing.B) {
 }
 
 func benchmarkFastCGIFront(b *testing.B, size int) {
-	g := benchGateway(b, size)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- g.ServeFastCGI(ctx, ln, time.Second) }() // returns when ctx is cancelled
-	defer func() { cancel(); <-served }()
+	addr := benchServe(b, benchGateway(b, size).ServeFastCGI)
 
 	// BEGIN_REQUEST (keep the connection), params, their end, empty STDIN.
 	var req []byte
@@ -56,7 +46,7 @@ func benchmarkFastCGIFront(b *testing.B, size int) {
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	b.RunParallel(func(pb *testing.PB) {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Error(err)
 			return

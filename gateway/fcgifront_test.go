@@ -128,6 +128,20 @@ type testFront struct {
 
 // startFront serves cfg's FastCGI front until the test ends, with a drain
 // of drain.
+// dial connects to the front as a web server would, with a deadline of
+// safety for every read and write, and closes the connection when the test
+// ends.
+func (tf *testFront) dial(t *testing.T) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", tf.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(safety))
+	return nc
+}
+
 func startFront(t *testing.T, cfg Config, drain time.Duration) *testFront {
 	t.Helper()
 	logs := &logBuffer{}
@@ -336,12 +350,7 @@ func TestFrontAbort(t *testing.T) {
 		c.closedByPeer()
 	})
 	tf := startFront(t, Config{Pools: []PoolConfig{testPool(f.addr)}}, safety)
-	nc, err := net.Dial("tcp", tf.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(safety))
+	nc := tf.dial(t)
 	begin := rec(1, []byte{0, 1, 1, 0, 0, 0, 0, 0}) // responder, FCGI_KEEP_CONN
 	nc.Write(bytes.Join([][]byte{begin, rec(recParams, fastcgi.EncodeParams(get("/x.php"))), rec(recParams, nil), rec(recStdin, nil)}, nil))
 	select {
@@ -420,11 +429,7 @@ func TestFrontDrain(t *testing.T) {
 		}
 	})
 	tf := startFront(t, Config{Pools: []PoolConfig{testPool(f.addr)}}, safety)
-	idle, err := net.Dial("tcp", tf.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
+	idle := tf.dial(t)
 	got := make(chan frontAnswer, 1)
 	go func() { got <- tf.do(t, get("/slow.php"), nil) }() // ends when the request does
 	select {
@@ -495,12 +500,7 @@ func TestFrontMultiplex(t *testing.T) {
 		}
 	})
 	tf := startFront(t, Config{Pools: []PoolConfig{testPool(f.addr)}}, safety)
-	nc, err := net.Dial("tcp", tf.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(safety))
+	nc := tf.dial(t)
 	var in []byte
 	for _, id := range []uint16{1, 2} {
 		in = append(in, recWithID(1, id, []byte{0, 1, 1, 0, 0, 0, 0, 0})...)

@@ -14,27 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcgigate/fcgigate/internal/syncbuf"
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 )
 
 // logBuffer is a log sink safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex // protects b
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = syncbuf.Buffer
 
 // testMember is one Gossip under test, with what its hooks saw.
 type testMember struct {

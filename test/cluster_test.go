@@ -75,11 +75,12 @@ func (l *jsonLog) String() string {
 	return strings.Join(l.raw, "\n")
 }
 
-// find returns the time of the first record with message msg and the
-// given attributes (compared as strings), if any.
-func (l *jsonLog) find(msg string, attrs ...string) (time.Time, bool) {
+// matching returns the records with message msg and the given attributes
+// (compared as strings), in the order they were logged.
+func (l *jsonLog) matching(msg string, attrs ...string) []map[string]any {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var out []map[string]any
 next:
 	for _, r := range l.records {
 		if r["msg"] != msg {
@@ -90,31 +91,24 @@ next:
 				continue next
 			}
 		}
-		ts, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(r["time"]))
-		return ts, true
+		out = append(out, r)
 	}
-	return time.Time{}, false
+	return out
+}
+
+// find returns the time of the first record with message msg and the
+// given attributes, if any.
+func (l *jsonLog) find(msg string, attrs ...string) (time.Time, bool) {
+	rs := l.matching(msg, attrs...)
+	if len(rs) == 0 {
+		return time.Time{}, false
+	}
+	ts, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(rs[0]["time"]))
+	return ts, true
 }
 
 // count returns how many records have message msg and the attributes.
-func (l *jsonLog) count(msg string, attrs ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-next:
-	for _, r := range l.records {
-		if r["msg"] != msg {
-			continue
-		}
-		for i := 0; i+1 < len(attrs); i += 2 {
-			if fmt.Sprint(r[attrs[i]]) != attrs[i+1] {
-				continue next
-			}
-		}
-		n++
-	}
-	return n
-}
+func (l *jsonLog) count(msg string, attrs ...string) int { return len(l.matching(msg, attrs...)) }
 
 // gwProc is one fcgigate process.
 type gwProc struct {

@@ -1,38 +1,22 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fcgigate/fcgigate/fastcgi"
 	"github.com/fcgigate/fcgigate/gateway"
+	"github.com/fcgigate/fcgigate/internal/syncbuf"
 	"github.com/fcgigate/fcgigate/test/fpmtest"
-	"log/slog"
 )
 
 // syncBuffer is a log sink that tests read while the gateway writes.
-type syncBuffer struct {
-	mu sync.Mutex // protects b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // testGateway is a gateway served in-process on a loopback address.
 type testGateway struct {

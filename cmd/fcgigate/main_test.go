@@ -94,14 +94,7 @@ func TestServe(t *testing.T) {
 		t.Errorf("GET /hello: %d %q %v", status, body, err)
 	}
 	cancel()
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Errorf("exit code %d, want 0\n%s", c, logs)
-		}
-	case <-time.After(wait):
-		t.Fatalf("serve did not return after cancel\n%s", logs)
-	}
+	awaitCleanExit(t, code, logs)
 	be.stop()
 }
 
@@ -141,14 +134,7 @@ func TestServeFastCGIFront(t *testing.T) {
 		t.Errorf("FastCGI answer %q, %v", out, err)
 	}
 	cancel()
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Errorf("exit code %d, want 0\n%s", c, logs)
-		}
-	case <-time.After(wait):
-		t.Fatalf("serve did not return after cancel\n%s", logs)
-	}
+	awaitCleanExit(t, code, logs)
 	be.stop()
 }
 
@@ -424,5 +410,19 @@ func (l *lineLog) wait(t *testing.T, substr string) string {
 		case <-timer.C:
 			t.Fatalf("no log line with %q after %v:\n%s", substr, wait, l)
 		}
+	}
+}
+
+// awaitCleanExit waits for the exit code of a serve run whose context has
+// been cancelled, and fails the test unless it is 0 within wait.
+func awaitCleanExit(t *testing.T, code <-chan int, logs fmt.Stringer) {
+	t.Helper()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit code %d, want 0\n%s", c, logs)
+		}
+	case <-time.After(wait):
+		t.Fatalf("serve did not return after cancel\n%s", logs)
 	}
 }
