@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fcgigate/fcgigate/internal/rawio"
 )
 
 // requestID is the id of every request a Conn sends; FPM does not multiplex.
@@ -64,6 +66,7 @@ type Conn struct {
 	scratch [headerLen + maxPad]byte
 	wbuf    []byte          // writeHead's output, reused
 	rc      syscall.RawConn // for alive; nil if nc has none
+	rio     *rawio.Conn     // raw reads and writes on nc; nil if it has none
 	peekOK  bool            // result of the last peek
 	peekFn  func(fd uintptr) bool
 
@@ -108,6 +111,7 @@ func NewConn(nc net.Conn, keepConn bool) *Conn {
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}
+	c.rio = rawio.New(nc)
 	c.peekFn = c.peek
 	c.watch = func() {
 		c.cancelled.Store(true)
@@ -233,7 +237,12 @@ func (c *Conn) write(timeout time.Duration, b []byte) error {
 	if timeout > 0 {
 		refreshDeadline(c.nc.SetWriteDeadline, &c.writeDeadline, timeout)
 	}
-	_, err := c.nc.Write(b)
+	var err error
+	if c.rio != nil {
+		_, err = c.rio.Write(b)
+	} else {
+		_, err = c.nc.Write(b)
+	}
 	return err
 }
 
@@ -277,7 +286,13 @@ func (cr *connReader) Read(p []byte) (int, error) {
 		}
 		c.ackNow()
 	}
-	n, err := c.nc.Read(p)
+	var n int
+	var err error
+	if c.rio != nil {
+		n, err = c.rio.Read(p)
+	} else {
+		n, err = c.nc.Read(p)
+	}
 	c.full = n == len(p)
 	c.answering = c.answering || n > 0
 	return n, err

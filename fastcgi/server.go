@@ -28,6 +28,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/fcgigate/fcgigate/internal/rawio"
 )
 
 // ServerRequest is one request received by a Server.
@@ -129,8 +131,12 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 // returns nil.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
-	br := bufio.NewReaderSize(nc, 16<<10)
-	sc := &serverConn{s: s, nc: nc, br: br, rr: &recordReader{r: br}, ctx: ctx,
+	var rw io.ReadWriter = nc
+	if rio := rawio.New(nc); rio != nil {
+		rw = rio
+	}
+	br := bufio.NewReaderSize(rw, 16<<10)
+	sc := &serverConn{s: s, nc: nc, w: rw, br: br, rr: &recordReader{r: br}, ctx: ctx,
 		reqs: map[uint16]*serverReq{}, readerDone: make(chan error, 1)}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	s.track(sc)
@@ -214,6 +220,7 @@ func (sc *serverConn) closeIfIdle() {
 type serverConn struct {
 	s   *Server
 	nc  net.Conn
+	w   io.Writer // nc, or its raw I/O (internal/rawio); under wmu
 	br  *bufio.Reader
 	rr  *recordReader // reads br; used by the reader only
 	ctx context.Context
@@ -758,7 +765,7 @@ func (sc *serverConn) write(b []byte) error {
 	sc.wmu.Lock()
 	defer sc.wmu.Unlock()
 	refreshDeadline(sc.nc.SetWriteDeadline, &sc.wdl, sc.s.cfg.ReadTimeout)
-	_, err := sc.nc.Write(b)
+	_, err := sc.w.Write(b)
 	return err
 }
 
@@ -770,7 +777,7 @@ func (sc *serverConn) writeRecords(build func([]byte) []byte) error {
 	sc.wmu.Lock()
 	defer sc.wmu.Unlock()
 	refreshDeadline(sc.nc.SetWriteDeadline, &sc.wdl, sc.s.cfg.ReadTimeout)
-	_, err := sc.nc.Write(b)
+	_, err := sc.w.Write(b)
 	return err
 }
 

@@ -38,6 +38,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fcgigate/fcgigate/internal/rawio"
 )
 
 const (
@@ -93,7 +95,11 @@ func (s *h1Server) serve(ln net.Listener) error {
 func (s *h1Server) newConn(nc net.Conn) *h1Conn {
 	ctx, cancel := context.WithCancel(withConnInfo(s.base, nc))
 	c := &h1Conn{srv: s, nc: nc, ctx: ctx, cancel: cancel, remote: nc.RemoteAddr().String()}
-	c.cr.nc, c.cr.remain, c.cr.cancel = nc, -1, cancel
+	c.io = nc
+	if rio := rawio.New(nc); rio != nil {
+		c.io, c.rio = rio, rio
+	}
+	c.cr.nc, c.cr.remain, c.cr.cancel = c.io, -1, cancel
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown.Load() {
@@ -151,6 +157,8 @@ func (s *h1Server) wait() <-chan struct{} {
 type h1Conn struct {
 	srv    *h1Server
 	nc     net.Conn
+	io     io.ReadWriter // nc, or rio when nc has raw I/O
+	rio    *rawio.Conn   // see internal/rawio; nil for a conn without a socket
 	cr     connReader
 	br     *bufio.Reader
 	bw     *outBuf
@@ -187,10 +195,10 @@ func (c *h1Conn) serve() {
 		c.br = bufio.NewReaderSize(&c.cr, 4096)
 	}
 	if v, ok := h1WriterPool.Get().(*outBuf); ok {
-		v.Reset(c.nc)
+		v.Reset(c.io, c.rio)
 		c.bw = v
 	} else {
-		c.bw = &outBuf{nc: c.nc, buf: make([]byte, 0, outBufSize)}
+		c.bw = &outBuf{nc: c.io, rio: c.rio, buf: make([]byte, 0, outBufSize)}
 	}
 	defer func() {
 		c.nc.Close()
@@ -199,7 +207,7 @@ func (c *h1Conn) serve() {
 			c.stopWatch()
 		}
 		c.br.Reset(nil)
-		c.bw.Reset(nil)
+		c.bw.Reset(nil, nil)
 		h1ReaderPool.Put(c.br)
 		h1WriterPool.Put(c.bw)
 		c.srv.forget(c)
@@ -489,7 +497,7 @@ func (c *h1Conn) stopWatch() {
 // a limit while a header is read, first gives back the byte that watch
 // read, if any, and ends the requests' context when a read fails.
 type connReader struct {
-	nc     net.Conn
+	nc     io.Reader          // the connection, or its raw I/O
 	cancel context.CancelFunc // called on a read error, as net/http does
 	remain int64              // bytes left before the limit; < 0: no limit
 	hit    bool               // the limit stopped a read
@@ -822,13 +830,14 @@ const outBufSize = 4096
 // with what is buffered in one writev, where a bufio.Writer would fill its
 // buffer, write it, then write the rest. Its first error sticks.
 type outBuf struct {
-	nc  net.Conn
+	nc  io.Writer
+	rio *rawio.Conn // nc's raw I/O, for writev; nil if it has none
 	buf []byte
 	err error
 }
 
-func (o *outBuf) Reset(nc net.Conn) {
-	o.nc, o.buf, o.err = nc, o.buf[:0], nil
+func (o *outBuf) Reset(nc io.Writer, rio *rawio.Conn) {
+	o.nc, o.rio, o.buf, o.err = nc, rio, o.buf[:0], nil
 }
 
 func (o *outBuf) Write(p []byte) (int, error) {
@@ -844,8 +853,13 @@ func (o *outBuf) Write(p []byte) (int, error) {
 		o.err = err
 		return n, err
 	}
-	bufs := net.Buffers{o.buf, p}
-	_, err := bufs.WriteTo(o.nc)
+	var err error
+	if o.rio != nil {
+		_, err = o.rio.Writev([][]byte{o.buf, p})
+	} else {
+		bufs := net.Buffers{o.buf, p}
+		_, err = bufs.WriteTo(o.nc)
+	}
 	o.buf = o.buf[:0]
 	if err != nil {
 		o.err = err
