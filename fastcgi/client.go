@@ -305,6 +305,20 @@ func (c *Conn) readNow(p []byte) (int, error) {
 	if c.rc == nil || len(p) == 0 || c.readErr != nil {
 		return 0, errWouldBlock
 	}
+	if c.rio != nil {
+		n, err := c.rio.TryRead(p)
+		switch {
+		case err == rawio.ErrWouldBlock:
+		case err != nil:
+			c.readErr = err
+		default:
+			c.full = n == len(p)
+			c.answering = true
+			return n, nil
+		}
+		c.full = false
+		return 0, errWouldBlock
+	}
 	n := 0
 	var err error
 	if rerr := c.rc.Read(func(fd uintptr) bool {

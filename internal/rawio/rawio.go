@@ -16,6 +16,7 @@
 package rawio
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -36,7 +37,9 @@ type Conn struct {
 	rn, wn   int
 	rerr     syscall.Errno
 	werr     syscall.Errno
+	rblock   bool // the last read found nothing to read
 	readFn   func(fd uintptr) bool
+	tryFn    func(fd uintptr) bool
 	writeFn  func(fd uintptr) bool
 	writevFn func(fd uintptr) bool
 }
@@ -58,6 +61,10 @@ func New(nc net.Conn) *Conn {
 	}
 	c := &Conn{nc: nc, rc: rc}
 	c.readFn = c.read
+	c.tryFn = func(fd uintptr) bool {
+		c.rblock = !c.read(fd)
+		return true // never wait
+	}
 	c.writeFn = c.write
 	c.writevFn = c.writev
 	return c
@@ -72,15 +79,42 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rp, c.rn, c.rerr = p, 0, 0
 	err := c.rc.Read(c.readFn)
 	c.rp = nil
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, err
+	}
+	return c.result()
+}
+
+// result is what the read just made returns.
+func (c *Conn) result() (int, error) {
+	switch {
 	case c.rerr != 0:
 		return 0, c.opError("read", os.NewSyscallError("read", c.rerr))
 	case c.rn == 0:
 		return 0, io.EOF
 	}
 	return c.rn, nil
+}
+
+// ErrWouldBlock is what TryRead returns when nothing has arrived.
+var ErrWouldBlock = errors.New("rawio: nothing to read yet")
+
+// TryRead reads into p what has already arrived, without waiting: it
+// returns ErrWouldBlock when nothing has, and otherwise what Read would.
+func (c *Conn) TryRead(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rp, c.rn, c.rerr, c.rblock = p, 0, 0, false
+	err := c.rc.Read(c.tryFn)
+	c.rp = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case c.rblock:
+		return 0, ErrWouldBlock
+	}
+	return c.result()
 }
 
 // Write writes all of p like nc.Write, waiting for room in the socket's

@@ -229,3 +229,37 @@ func TestNoAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per write and read; want 0", allocs)
 	}
 }
+
+// TryRead never waits: ErrWouldBlock while nothing has arrived, then what
+// has, then io.EOF once the peer has closed.
+func TestTryRead(t *testing.T) {
+	a, b := pair(t)
+	rb := mustNew(t, b)
+	buf := make([]byte, 16)
+	if n, err := rb.TryRead(buf); n != 0 || err != ErrWouldBlock {
+		t.Fatalf("TryRead with nothing sent: %d, %v; want 0, ErrWouldBlock", n, err)
+	}
+	a.Write([]byte("hello"))
+	a.Close()
+	var got []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := rb.TryRead(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != ErrWouldBlock {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no EOF after the peer closed; read %q", got)
+		}
+		if err == ErrWouldBlock {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if string(got) != "hello" {
+		t.Fatalf("TryRead got %q, want %q", got, "hello")
+	}
+}
