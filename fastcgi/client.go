@@ -305,35 +305,11 @@ func (c *Conn) readNow(p []byte) (int, error) {
 	if c.rc == nil || len(p) == 0 || c.readErr != nil {
 		return 0, errWouldBlock
 	}
-	if c.rio != nil {
-		n, err := c.rio.TryRead(p)
-		switch {
-		case err == rawio.ErrWouldBlock:
-		case err != nil:
-			c.readErr = err
-		default:
-			c.full = n == len(p)
-			c.answering = true
-			return n, nil
-		}
-		c.full = false
-		return 0, errWouldBlock
-	}
-	n := 0
-	var err error
-	if rerr := c.rc.Read(func(fd uintptr) bool {
-		n, err = syscall.Read(int(fd), p)
-		return true // never wait
-	}); rerr != nil {
-		c.readErr = rerr // closed
-		return 0, errWouldBlock
-	}
+	n, err := c.tryRead(p)
 	switch {
-	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+	case err == rawio.ErrWouldBlock:
 	case err != nil:
-		c.readErr = os.NewSyscallError("read", err)
-	case n == 0:
-		c.readErr = io.EOF
+		c.readErr = err
 	default:
 		c.full = n == len(p)
 		c.answering = true
@@ -341,6 +317,31 @@ func (c *Conn) readNow(p []byte) (int, error) {
 	}
 	c.full = false
 	return 0, errWouldBlock
+}
+
+// tryRead is rio.TryRead, or the same read made through rc where nc has no
+// raw I/O (not on Linux).
+func (c *Conn) tryRead(p []byte) (int, error) {
+	if c.rio != nil {
+		return c.rio.TryRead(p)
+	}
+	n := 0
+	var err error
+	if rerr := c.rc.Read(func(fd uintptr) bool {
+		n, err = syscall.Read(int(fd), p)
+		return true // never wait
+	}); rerr != nil {
+		return 0, rerr // closed
+	}
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		return 0, rawio.ErrWouldBlock
+	case err != nil:
+		return 0, os.NewSyscallError("read", err)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // tcpQuickAck is Linux's TCP_QUICKACK, which package syscall lacks on some

@@ -832,6 +832,7 @@ const outBufSize = 4096
 type outBuf struct {
 	nc  io.Writer
 	rio *rawio.Conn // nc's raw I/O, for writev; nil if it has none
+	vec [2][]byte   // the writev's buffers, kept here so it allocates nothing
 	buf []byte
 	err error
 }
@@ -855,7 +856,9 @@ func (o *outBuf) Write(p []byte) (int, error) {
 	}
 	var err error
 	if o.rio != nil {
-		_, err = o.rio.Writev([][]byte{o.buf, p})
+		o.vec = [2][]byte{o.buf, p}
+		_, err = o.rio.Writev(o.vec[:])
+		o.vec = [2][]byte{}
 	} else {
 		bufs := net.Buffers{o.buf, p}
 		_, err = bufs.WriteTo(o.nc)
