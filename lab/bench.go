@@ -32,13 +32,23 @@ type Case struct {
 	// Bytes is the exact body length a correct response has; each target
 	// is checked once with it before any load.
 	Bytes int `json:"bytes"`
+	// PauseMs, when not 0, makes each wrk connection pause this long
+	// before each request (see PaceScript): a moderate load at which the
+	// proxies' latencies compare at the same rate.
+	PauseMs int `json:"pause_ms,omitempty"`
 }
 
-// DefaultCases are a tiny response, where per-request overhead shows, and a
-// 64 KiB one, where copying and buffering show.
+// DefaultCases are a tiny response, where per-request overhead shows, a
+// 64 KiB one, where copying and buffering show, and the tiny one again at a
+// moderate load (each connection pausing 3 ms before each request, about a
+// third of what the machine carries), where the latencies compare at equal
+// rate: wrk's -c connections keep that many requests in flight, so at
+// saturation a proxy with less throughput has longer latencies by that
+// alone.
 var DefaultCases = []Case{
 	{Name: "tiny", Path: "/hello.php", Bytes: len("hello")},
 	{Name: "64KiB", Path: "/size.php?bytes=65536", Bytes: 65536},
+	{Name: "paced", Path: "/hello.php", Bytes: len("hello"), PauseMs: 3},
 }
 
 // ScenarioSlowPool puts three php-fpm pools behind each proxy, one of them
@@ -131,14 +141,13 @@ func (c *BenchConfig) setDefaults() {
 		c.Wrk.CPUs = splitAppCPUs
 	}
 	if c.FPMChildren <= 0 {
-		c.FPMChildren = max(8, 3*c.Wrk.Conns)
-		if c.Scenario == ScenarioApache {
-			// Each of the three Apaches keeps one FastCGI connection per
-			// wrk connection open for good, to php-fpm, to the relay
-			// (which holds one to php-fpm for each) or to fcgigate, and
-			// fcgigate one per request in flight.
-			c.FPMChildren = max(8, 4*c.Wrk.Conns)
-		}
+		// Every FastCGI connection a proxy keeps open holds a worker. nginx
+		// keeps up to its upstream keepalive per worker process (two
+		// workers: 2 x 32) besides those in use, fcgigate its pool, and in
+		// the apache scenario each of the three Apaches one per wrk
+		// connection for good. 3 x conns was once seen short by 14 (110
+		// open), which queued requests behind idle connections.
+		c.FPMChildren = max(8, 4*c.Wrk.Conns)
 	}
 	if c.NginxWorkers == "" {
 		c.NginxWorkers = "auto"
@@ -420,9 +429,17 @@ func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target,
 		width = max(width, len(t.Name))
 	}
 	for _, c := range cfg.Cases {
+		wrk := cfg.Wrk
+		if c.PauseMs > 0 {
+			script, err := PaceScript(cfg.Dir, c.PauseMs)
+			if err != nil {
+				return rounds, err
+			}
+			wrk.Script = script
+		}
 		if cfg.Warmup > 0 {
 			for _, t := range targets {
-				o := cfg.Wrk
+				o := wrk
 				o.URL, o.Duration = t.URL+c.Path, cfg.Warmup
 				r, _, err := RunWrk(ctx, o)
 				if err != nil {
@@ -433,7 +450,7 @@ func measure(ctx context.Context, cfg BenchConfig, targets []Target, fpm Target,
 		}
 		for n := 1; n <= cfg.Rounds; n++ {
 			for _, t := range targets {
-				o := cfg.Wrk
+				o := wrk
 				o.URL = t.URL + c.Path
 				cpu0, err := targetCPU(t)
 				if err != nil {

@@ -10,7 +10,9 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,6 +35,8 @@ type WrkOptions struct {
 	// CPUs pins wrk and its threads to these CPUs, a list as taskset -c
 	// takes it ("0", "0-1"). Empty: no pinning, any CPU.
 	CPUs string
+	// Script is a Lua file for wrk -s (see PaceScript). Empty: none.
+	Script string
 }
 
 func (o *WrkOptions) setDefaults() {
@@ -50,13 +54,31 @@ func (o *WrkOptions) setDefaults() {
 // Args returns wrk's command-line arguments for o.
 func (o WrkOptions) Args() []string {
 	o.setDefaults()
-	return []string{
+	args := []string{
 		"-t" + strconv.Itoa(o.Threads),
 		"-c" + strconv.Itoa(o.Conns),
 		"-d" + strconv.FormatInt(int64((o.Duration+time.Second-1)/time.Second), 10) + "s",
 		"--latency",
-		o.URL,
 	}
+	if o.Script != "" {
+		args = append(args, "-s", o.Script)
+	}
+	return append(args, o.URL)
+}
+
+// PaceScript writes into dir a wrk script whose delay() hook makes each
+// connection pause ms milliseconds before each request, and returns its
+// path. The connections then offer a moderate load, about Conns / (ms +
+// latency) requests a second, which both proxies carry at nearly the same
+// rate, so their latencies compare at equal load rather than at
+// saturation, where the slower proxy's queue lengthens its every latency.
+func PaceScript(dir string, ms int) (string, error) {
+	path := filepath.Join(dir, fmt.Sprintf("pace-%dms.lua", ms))
+	script := fmt.Sprintf("-- written by fcgilab: pause before each request\nfunction delay()\n  return %d\nend\n", ms)
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		return "", fmt.Errorf("wrk pace script: %w", err)
+	}
+	return path, nil
 }
 
 // WrkResult is what one wrk run reported.

@@ -1,8 +1,14 @@
 package lab
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -196,5 +202,43 @@ func TestWrkArgs(t *testing.T) {
 	want := []string{"-t2", "-c32", "-d2s", "--latency", "http://127.0.0.1:1/x"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Args = %q, want %q", got, want)
+	}
+	got = WrkOptions{URL: "http://127.0.0.1:1/x", Script: "/tmp/p.lua"}.Args()
+	want = []string{"-t2", "-c32", "-d10s", "--latency", "-s", "/tmp/p.lua", "http://127.0.0.1:1/x"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Args with a script = %q, want %q", got, want)
+	}
+}
+
+// A paced run with the real wrk: each connection pauses before each
+// request, so two connections pausing 100 ms make at most about 20
+// requests a second between them, where without the pause they make
+// thousands.
+func TestPaceScriptWithWrk(t *testing.T) {
+	if _, err := WrkBinary(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+	script, err := PaceScript(t.TempDir(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, out, err := RunWrk(context.Background(), WrkOptions{URL: srv.URL + "/", Threads: 1, Conns: 2, Duration: 2 * time.Second, Script: script})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.Requests < 10 || r.Requests > 60 || r.Errors() != 0 {
+		t.Fatalf("paced wrk made %d requests (%d errors) in 2 s on 2 connections; want about 40 and none failed\n%s", r.Requests, r.Errors(), out)
+	}
+	if n := served.Load(); n < r.Requests {
+		t.Fatalf("server saw %d requests, wrk reported %d", n, r.Requests)
 	}
 }

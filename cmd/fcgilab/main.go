@@ -70,7 +70,7 @@ func bench(ctx context.Context, args []string) error {
 		warmup   = fs.Duration("warmup", 2*time.Second, "warm-up per case and proxy before the rounds; 0 for none")
 		only     = fs.String("only", "", "measure only this proxy: nginx or fcgigate (apache or apache+fcgigate with -scenario apache; default both)")
 		gateway  = fs.String("gateway", "", "fcgigate binary (default bin/fcgigate, else a fresh go build)")
-		children = fs.Int("fpm-children", 0, "php-fpm pm.max_children (pm = static); 0: 3 x -conns, at least 8, so every FastCGI connection the proxies hold open has a worker")
+		children = fs.Int("fpm-children", 0, "php-fpm pm.max_children (pm = static); 0: 4 x -conns, at least 8, so every FastCGI connection the proxies hold open has a worker")
 		workers  = fs.String("nginx-workers", "auto", "nginx worker_processes")
 		ngxKeep  = fs.Int("nginx-keepalive", 32, "nginx upstream keepalive (with fastcgi_keep_conn on); 0: a new FastCGI connection per request")
 		out      = fs.String("out", "bench-results", "directory for <timestamp>.json and .txt, relative to the repository root")
