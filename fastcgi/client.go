@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -66,6 +65,7 @@ type Conn struct {
 	scratch [headerLen + maxPad]byte
 	wbuf    []byte          // writeHead's output, reused
 	rc      syscall.RawConn // for alive; nil if nc has none
+	io      io.ReadWriter   // nc, or rio where nc has one
 	rio     *rawio.Conn     // raw reads and writes on nc; nil if it has none
 	peekOK  bool            // result of the last peek
 	peekFn  func(fd uintptr) bool
@@ -111,7 +111,7 @@ func NewConn(nc net.Conn, keepConn bool) *Conn {
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}
-	c.rio = rawio.New(nc)
+	c.io, c.rio = rawio.Wrap(nc)
 	c.peekFn = c.peek
 	c.watch = func() {
 		c.cancelled.Store(true)
@@ -237,12 +237,7 @@ func (c *Conn) write(timeout time.Duration, b []byte) error {
 	if timeout > 0 {
 		refreshDeadline(c.nc.SetWriteDeadline, &c.writeDeadline, timeout)
 	}
-	var err error
-	if c.rio != nil {
-		_, err = c.rio.Write(b)
-	} else {
-		_, err = c.nc.Write(b)
-	}
+	_, err := c.io.Write(b)
 	return err
 }
 
@@ -276,7 +271,7 @@ func (cr *connReader) Read(p []byte) (int, error) {
 		c.readErr = nil
 		return 0, err
 	}
-	if c.answering && c.rc != nil {
+	if c.answering && c.rio != nil {
 		if n, err := c.readNow(p); err == nil {
 			return n, nil
 		}
@@ -286,13 +281,7 @@ func (cr *connReader) Read(p []byte) (int, error) {
 		}
 		c.ackNow()
 	}
-	var n int
-	var err error
-	if c.rio != nil {
-		n, err = c.rio.Read(p)
-	} else {
-		n, err = c.nc.Read(p)
-	}
+	n, err := c.io.Read(p)
 	c.full = n == len(p)
 	c.answering = c.answering || n > 0
 	return n, err
@@ -302,10 +291,10 @@ func (cr *connReader) Read(p []byte) (int, error) {
 // waiting: errWouldBlock when nothing has. It keeps EOF or an error in
 // c.readErr for the next ordinary read, and returns errWouldBlock.
 func (c *Conn) readNow(p []byte) (int, error) {
-	if c.rc == nil || len(p) == 0 || c.readErr != nil {
+	if c.rio == nil || len(p) == 0 || c.readErr != nil {
 		return 0, errWouldBlock
 	}
-	n, err := c.tryRead(p)
+	n, err := c.rio.TryRead(p)
 	switch {
 	case err == rawio.ErrWouldBlock:
 	case err != nil:
@@ -317,31 +306,6 @@ func (c *Conn) readNow(p []byte) (int, error) {
 	}
 	c.full = false
 	return 0, errWouldBlock
-}
-
-// tryRead is rio.TryRead, or the same read made through rc where nc has no
-// raw I/O (not on Linux).
-func (c *Conn) tryRead(p []byte) (int, error) {
-	if c.rio != nil {
-		return c.rio.TryRead(p)
-	}
-	n := 0
-	var err error
-	if rerr := c.rc.Read(func(fd uintptr) bool {
-		n, err = syscall.Read(int(fd), p)
-		return true // never wait
-	}); rerr != nil {
-		return 0, rerr // closed
-	}
-	switch {
-	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-		return 0, rawio.ErrWouldBlock
-	case err != nil:
-		return 0, os.NewSyscallError("read", err)
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
 }
 
 // tcpQuickAck is Linux's TCP_QUICKACK, which package syscall lacks on some

@@ -131,10 +131,7 @@ func NewServer(cfg ServerConfig, h Handler) *Server {
 // returns nil.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
-	var rw io.ReadWriter = nc
-	if rio := rawio.New(nc); rio != nil {
-		rw = rio
-	}
+	rw, _ := rawio.Wrap(nc)
 	br := bufio.NewReaderSize(rw, 16<<10)
 	sc := &serverConn{s: s, nc: nc, w: rw, br: br, rr: &recordReader{r: br}, ctx: ctx,
 		reqs: map[uint16]*serverReq{}, readerDone: make(chan error, 1)}

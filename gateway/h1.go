@@ -95,10 +95,7 @@ func (s *h1Server) serve(ln net.Listener) error {
 func (s *h1Server) newConn(nc net.Conn) *h1Conn {
 	ctx, cancel := context.WithCancel(withConnInfo(s.base, nc))
 	c := &h1Conn{srv: s, nc: nc, ctx: ctx, cancel: cancel, remote: nc.RemoteAddr().String()}
-	c.io = nc
-	if rio := rawio.New(nc); rio != nil {
-		c.io, c.rio = rio, rio
-	}
+	c.io, c.rio = rawio.Wrap(nc)
 	c.cr.nc, c.cr.remain, c.cr.cancel = c.io, -1, cancel
 	s.mu.Lock()
 	defer s.mu.Unlock()

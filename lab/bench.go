@@ -249,10 +249,6 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 			os.RemoveAll(cfg.Dir)
 		}()
 	}
-	sub := func(name string) (string, error) {
-		d := filepath.Join(cfg.Dir, name)
-		return d, os.MkdirAll(d, 0o755)
-	}
 	// Stops run in reverse order of starting, whatever happens.
 	var stops []func() error
 	defer func() {
@@ -276,7 +272,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 	var fpms []*FPM
 	var backends []string
 	for i, env := range pools {
-		fpmDir, err := sub(fmt.Sprintf("php-fpm%d", i+1))
+		fpmDir, err := subDir(cfg.Dir, fmt.Sprintf("php-fpm%d", i+1))
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -298,7 +294,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (rep *Report, err error) {
 
 	var targets []Target
 	for _, name := range cfg.Proxies {
-		dir, err := sub(name)
+		dir, err := subDir(cfg.Dir, name)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -417,6 +413,13 @@ func checkCase(ctx context.Context, t Target, c Case) error {
 			t.Name, c.Path, resp.StatusCode, len(body), c.Bytes, body, strings.Join(t.Log(), "\n"))
 	}
 	return nil
+}
+
+// subDir makes the directory name under parent, for one server's
+// configuration and logs.
+func subDir(parent, name string) (string, error) {
+	d := filepath.Join(parent, name)
+	return d, os.MkdirAll(d, 0o755)
 }
 
 // measure runs, for each case, a warm-up per target, then cfg.Rounds rounds

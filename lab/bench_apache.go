@@ -8,8 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -35,7 +34,7 @@ var apacheProxies = []string{ProxyApache, ProxyApacheFcgigate, ProxyApacheRelay}
 // through fcgigate, then Apache through the relay, by Apache alone.
 func ratioPairs(proxies []string) [][2]string {
 	for _, p := range proxies {
-		if p == ProxyApache || p == ProxyApacheFcgigate || p == ProxyApacheRelay {
+		if slices.Contains(apacheProxies, p) {
 			return [][2]string{{ProxyApacheFcgigate, ProxyApache}, {ProxyApacheRelay, ProxyApache}}
 		}
 	}
@@ -45,7 +44,7 @@ func ratioPairs(proxies []string) [][2]string {
 // startApacheProxy starts the proxy called name if it is one of the Apache
 // scenario's; ok is false for any other name.
 func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir string, backends []string, docroot string, rep *Report) (t Target, stop func() error, ok bool, err error) {
-	if name != ProxyApache && name != ProxyApacheFcgigate && name != ProxyApacheRelay {
+	if !slices.Contains(apacheProxies, name) {
 		return Target{}, nil, false, nil
 	}
 	if bin, err := ApacheBinary(); err == nil {
@@ -64,8 +63,8 @@ func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir str
 		return Target{Name: name, URL: "http://" + listen, PID: a.PID(), Log: apacheLog(a)}, a.Stop, true, nil
 	}
 	if name == ProxyApacheRelay {
-		rdir := filepath.Join(dir, "relay")
-		if err := os.MkdirAll(rdir, 0o755); err != nil {
+		rdir, err := subDir(dir, "relay")
+		if err != nil {
 			return Target{}, nil, true, err
 		}
 		relayAddr, err := freePort("127.0.1.3")
@@ -93,8 +92,8 @@ func startApacheProxy(ctx context.Context, name string, cfg BenchConfig, dir str
 		}
 	}
 	rep.Env.GatewayBinary = bin
-	gdir := filepath.Join(dir, "fcgigate")
-	if err := os.MkdirAll(gdir, 0o755); err != nil {
+	gdir, err := subDir(dir, "fcgigate")
+	if err != nil {
 		return Target{}, nil, true, err
 	}
 	httpAddr, err := freePort("127.0.1.1")

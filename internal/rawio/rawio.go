@@ -13,6 +13,9 @@
 // returns. Under load that churn cost fcgigate as much CPU per request as
 // its own code. A raw system call keeps the P on the thread, and the other
 // Ps run on.
+//
+// On other Unix systems a Conn makes ordinary system calls, so that its
+// callers keep one code path; elsewhere New returns nil.
 package rawio
 
 import (
@@ -22,6 +25,9 @@ import (
 	"os"
 	"syscall"
 )
+
+// maxIovecs bounds one writev; Linux's UIO_MAXIOV is 1024.
+const maxIovecs = 64
 
 // Conn does raw reads and writes on one socket. It is not safe for
 // concurrent use by several readers or several writers, but one reader and
@@ -68,6 +74,15 @@ func New(nc net.Conn) *Conn {
 	c.writeFn = c.write
 	c.writevFn = c.writev
 	return c
+}
+
+// Wrap returns what to read and write nc through: the Conn on it, or nc
+// itself where New gives none, and the Conn (nil then).
+func Wrap(nc net.Conn) (io.ReadWriter, *Conn) {
+	if c := New(nc); c != nil {
+		return c, c
+	}
+	return nc, nil
 }
 
 // Read reads into p like nc.Read: it waits for data, honouring the read

@@ -7,9 +7,6 @@ import (
 
 const supported = true
 
-// maxIovecs bounds one writev; Linux's UIO_MAXIOV is 1024.
-const maxIovecs = 64
-
 // read makes one read of c.rp, retrying on EINTR: false (wait, then call
 // again) on EAGAIN.
 func (c *Conn) read(fd uintptr) bool {
