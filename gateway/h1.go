@@ -288,6 +288,12 @@ func (c *h1Conn) serveOne() bool {
 		c.bw.Flush()
 		return false
 	}
+	if !w.wroteHeader && c.ctx.Err() != nil {
+		// The request was cancelled (its client went away, or the drain
+		// timed out) and the handler answered nothing: the close is the
+		// answer. finish would send an empty 200.
+		return false
+	}
 	if err := w.finish(); err != nil {
 		return false
 	}
