@@ -131,6 +131,7 @@ type gwOptions struct {
 	keyring  string // keyring file, "" for none
 	noSeeds  bool   // no static seeds: find the others another way
 	extra    string // more TOML, appended
+	backends []string // the pool's backends, all of the setup's if nil
 }
 
 // clusterSetup is three FPMs and the gateways in front of them.
@@ -207,6 +208,10 @@ func (cs *clusterSetup) start(t *testing.T, n int, o gwOptions) *gwProc {
 	if o.interval == "" {
 		o.interval = "250ms"
 	}
+	backends := cs.backends
+	if o.backends != nil {
+		backends = o.backends
+	}
 	seeds := cs.seeds
 	if o.noSeeds {
 		seeds = nil
@@ -243,7 +248,7 @@ interval = %q
 timeout = "250ms"
 rise = 1
 fall = 2
-`, g.host, g.name, g.gossip, quote(seeds), o.keyring, quote(cs.backends), fpmtest.PHPDir(), g.host, o.balance, o.interval) + o.extra
+`, g.host, g.name, g.gossip, quote(seeds), o.keyring, quote(backends), fpmtest.PHPDir(), g.host, o.balance, o.interval) + o.extra
 	g.cfgPath = filepath.Join(t.TempDir(), g.name+".toml")
 	if err := os.WriteFile(g.cfgPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -680,12 +685,18 @@ func writeKey(t *testing.T, path string, n int) {
 	}
 }
 
-// TestClusterBalance: 80% of the clients on gateway 1, 10% on each of the
-// others, three equal pools of 4 workers. Each backend's concurrent
-// requests are sampled from /proc/net/tcp (connections are not kept alive,
-// so an established connection to FPM is a request there, running or in
-// its backlog); least-conn-cluster must spread them more evenly than
-// least-conn.
+// TestClusterBalance: gateway 1 has 6 clients and a pool of b1 and b2
+// only (a gateway whose config still lists the old hosts, say); gateways 2
+// and 3 have 2 clients each and all three backends. With least-conn,
+// gateways 2 and 3 see none of gateway 1's load and send a third of their
+// requests to each backend, b3 included; with least-conn-cluster they see
+// b1 and b2 busy and send most of theirs to b3, so that every backend
+// carries about the same. The share of gateways 2 and 3's requests that
+// b3 answered is the test's figure: structural, not a fine margin that a
+// noisy machine could reverse. Each backend's concurrent requests are
+// also sampled from /proc/net/tcp (connections are not kept alive, so an
+// established connection to FPM is a request there, running or in its
+// backlog) and logged.
 func TestClusterBalance(t *testing.T) {
 	if _, err := os.Stat("/proc/net/tcp"); err != nil {
 		t.Skip("needs /proc/net/tcp")
@@ -693,23 +704,28 @@ func TestClusterBalance(t *testing.T) {
 	type figures struct {
 		peak      []int
 		imbalance float64 // mean over samples of max/mean concurrency
-		peakRatio float64 // max/mean of the peaks
+		onB3      float64 // share of gateways 2 and 3's requests that b3 answered
 		requests  int
+		errors    int
 	}
 	measure := func(t *testing.T, balance string) figures {
-		cs := newClusterSetup(t, 4)
-		for i := 1; i <= 3; i++ {
+		// 6 workers each: 10 clients never fill a backend, so no probe
+		// times out behind a full FPM.
+		cs := newClusterSetup(t, 6)
+		cs.start(t, 1, gwOptions{interval: "500ms", balance: balance, backends: cs.backends[:2]})
+		for i := 2; i <= 3; i++ {
 			cs.start(t, i, gwOptions{interval: "500ms", balance: balance})
 		}
 		waitMembers(t, cs.gws, 10*time.Second)
 		time.Sleep(time.Second) // limits learned from FPM, digests flowing; not synchronisation
-		// 16 s: long enough that the mean imbalance settles.
-		ctx, cancel := context.WithTimeout(context.Background(), 16*time.Second)
+		// 12 s: long enough that the shares settle.
+		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 		defer cancel()
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		total := 0
-		for i, clients := range []int{8, 1, 1} {
+		f := figures{peak: make([]int, 3)}
+		others, othersOnB3 := 0, 0
+		for i, clients := range []int{6, 2, 2} {
 			g := cs.gws[i]
 			wg.Add(1)
 			go func() { // ends with ctx
@@ -718,11 +734,22 @@ func TestClusterBalance(t *testing.T) {
 					return "GET", fmt.Sprintf("/whoami.php?ms=%d", 100+rand.N(200))
 				})
 				mu.Lock()
-				total += len(res)
-				mu.Unlock()
+				defer mu.Unlock()
+				f.requests += len(res)
+				for _, r := range res {
+					if r.status != 200 {
+						f.errors++
+						continue
+					}
+					if i > 0 {
+						others++
+						if r.backend == "b3" {
+							othersOnB3++
+						}
+					}
+				}
 			}()
 		}
-		f := figures{peak: make([]int, 3)}
 		var sum float64
 		samples := 0
 		tick := time.NewTicker(10 * time.Millisecond)
@@ -751,25 +778,32 @@ func TestClusterBalance(t *testing.T) {
 			}
 		}
 		wg.Wait()
-		f.requests = total
 		if samples > 0 {
 			f.imbalance = sum / float64(samples)
 		}
-		pm, ps := 0, 0
-		for _, p := range f.peak {
-			pm, ps = max(pm, p), ps+p
+		if others > 0 {
+			f.onB3 = float64(othersOnB3) / float64(others)
 		}
-		f.peakRatio = float64(pm) / (float64(ps) / 3)
 		return f
 	}
 	var local, cluster figures
 	t.Run("least-conn", func(t *testing.T) { local = measure(t, "least-conn") })
 	t.Run("least-conn-cluster", func(t *testing.T) { cluster = measure(t, "least-conn-cluster") })
-	t.Logf("peak concurrent requests per backend (b1 b2 b3), 8+1+1 clients on gateways 1, 2, 3:")
-	t.Logf("  least-conn:         %v  max/mean of peaks %.2f  mean of max/mean per sample %.3f  (%d requests)", local.peak, local.peakRatio, local.imbalance, local.requests)
-	t.Logf("  least-conn-cluster: %v  max/mean of peaks %.2f  mean of max/mean per sample %.3f  (%d requests)", cluster.peak, cluster.peakRatio, cluster.imbalance, cluster.requests)
+	t.Logf("6 clients on gateway 1 (pool b1 b2), 2 on each of gateways 2 and 3 (pool b1 b2 b3):")
+	t.Logf("  least-conn:         b3 answered %.0f%% of gateways 2 and 3's requests; peak concurrency (b1 b2 b3) %v, mean of max/mean per sample %.3f (%d requests, %d errors)",
+		100*local.onB3, local.peak, local.imbalance, local.requests, local.errors)
+	t.Logf("  least-conn-cluster: b3 answered %.0f%% of gateways 2 and 3's requests; peak concurrency (b1 b2 b3) %v, mean of max/mean per sample %.3f (%d requests, %d errors)",
+		100*cluster.onB3, cluster.peak, cluster.imbalance, cluster.requests, cluster.errors)
 	if t.Failed() {
 		return
+	}
+	if local.errors+cluster.errors > 0 {
+		t.Errorf("%d and %d requests failed", local.errors, cluster.errors)
+	}
+	// Expected: about 1/3 with least-conn, most with least-conn-cluster.
+	if cluster.onB3 < local.onB3+0.2 {
+		t.Errorf("least-conn-cluster sent %.0f%% of gateways 2 and 3's requests to b3, least-conn %.0f%%: want at least 20 points more",
+			100*cluster.onB3, 100*local.onB3)
 	}
 	if cluster.imbalance >= local.imbalance {
 		t.Errorf("least-conn-cluster max/mean %.3f is not lower than least-conn's %.3f", cluster.imbalance, local.imbalance)
