@@ -158,6 +158,7 @@ type h1Conn struct {
 	rio    *rawio.Conn   // see internal/rawio; nil for a conn without a socket
 	cr     connReader
 	br     *bufio.Reader
+	rr     reqReader // reads the requests from br
 	bw     *outBuf
 	ctx    context.Context // every request's context: ends with the connection
 	cancel context.CancelFunc
@@ -191,6 +192,9 @@ func (c *h1Conn) serve() {
 	} else {
 		c.br = bufio.NewReaderSize(&c.cr, 4096)
 	}
+	// The template of every request: the context and the client's
+	// address, set once (see reqReader.tmpl).
+	c.rr = reqReader{br: c.br, tmpl: (&http.Request{RemoteAddr: c.remote}).WithContext(c.ctx)}
 	if v, ok := h1WriterPool.Get().(*outBuf); ok {
 		v.Reset(c.io, c.rio)
 		c.bw = v
@@ -205,6 +209,7 @@ func (c *h1Conn) serve() {
 		}
 		c.br.Reset(nil)
 		c.bw.Reset(nil, nil)
+		c.rr = reqReader{}
 		h1ReaderPool.Put(c.br)
 		h1WriterPool.Put(c.bw)
 		c.srv.forget(c)
@@ -240,7 +245,7 @@ func (c *h1Conn) serveOne() bool {
 	if slowHeader {
 		c.setReadDeadline(time.Now().Add(s.readHeaderTimeout))
 	}
-	req, err := http.ReadRequest(c.br)
+	req, err := c.rr.read()
 	hitLimit := c.cr.hit
 	c.cr.limit(-1)
 	if err != nil {
@@ -255,8 +260,6 @@ func (c *h1Conn) serveOne() bool {
 		c.writeRefusal(code, why)
 		return false
 	}
-	req.RemoteAddr = c.remote
-	req = req.WithContext(c.ctx)
 
 	// The response and the body wrapper are the connection's, reused.
 	w := &c.resp
@@ -346,8 +349,9 @@ func (c *h1Conn) run(w *h1Response, req *http.Request) (panicked bool) {
 // there to read why.
 func (c *h1Conn) refuse(err error, hitLimit bool) {
 	var ne net.Error
+	var re *reqError
 	switch {
-	case hitLimit:
+	case hitLimit || err == errHeaderTooLarge:
 		c.srv.log.Debug("request header too large", "client", c.remote, "limit", c.srv.maxHeaderBytes)
 		c.writeRefusal(http.StatusRequestHeaderFieldsTooLarge, "")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
@@ -355,13 +359,12 @@ func (c *h1Conn) refuse(err error, hitLimit bool) {
 	case errors.As(err, &ne) && ne.Timeout():
 		c.srv.log.Debug("request header too slow", "client", c.remote)
 		c.writeRefusal(http.StatusRequestTimeout, "")
+	case errors.As(err, &re):
+		c.srv.log.Debug("malformed request", "client", c.remote, "status", re.code, "err", err)
+		c.writeRefusal(re.code, re.why)
 	default:
-		code := http.StatusBadRequest
-		if strings.Contains(err.Error(), "unsupported transfer encoding") {
-			code = http.StatusNotImplemented
-		}
 		c.srv.log.Debug("malformed request", "client", c.remote, "err", err)
-		c.writeRefusal(code, err.Error())
+		c.writeRefusal(http.StatusBadRequest, err.Error())
 	}
 }
 
@@ -378,28 +381,18 @@ func (c *h1Conn) writeRefusal(code int, why string) {
 	c.bw.Flush()
 }
 
-// checkRequest applies the rules http.ReadRequest leaves to the server
-// (its textproto reader has checked the field values): HTTP/1, a valid
-// Host, required for HTTP/1.1, field names that are tokens, and an Expect
-// it can meet. It returns 0 for a request that passes.
+// checkRequest applies the rules the request reader leaves to the server
+// (the reader has checked the version and the fields): a valid Host,
+// required for HTTP/1.1, and an Expect it can meet. It returns 0 for a
+// request that passes.
 func checkRequest(r *http.Request) (int, string) {
-	if r.ProtoMajor != 1 {
-		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
-	}
-	// http.ReadRequest has moved the Host header (or the host of an
-	// absolute request-target) to r.Host.
+	// The reader has moved the Host header (or the host of an absolute
+	// request-target) to r.Host.
 	if r.Host == "" && r.ProtoAtLeast(1, 1) {
 		return http.StatusBadRequest, "missing required Host header"
 	}
 	if !validHost(r.Host) {
 		return http.StatusBadRequest, "malformed Host header"
-	}
-	for name := range r.Header {
-		// textproto lets a name with a space through (for old
-		// clients); it would reach PHP as an HTTP_* param.
-		if !validName([]byte(name)) {
-			return http.StatusBadRequest, "invalid header name"
-		}
 	}
 	if e := r.Header["Expect"]; len(e) > 0 && !(len(e) == 1 && strings.EqualFold(e[0], "100-continue")) {
 		return http.StatusExpectationFailed, "unsupported Expect"
