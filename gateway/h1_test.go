@@ -176,6 +176,14 @@ func TestH1Bodies(t *testing.T) {
 	if body != "got 11 bytes: hello world" || len(resp.TransferEncoding) == 0 {
 		t.Errorf("chunked both ways: %q %v", body, resp.TransferEncoding)
 	}
+	// The trailer is read, so that the next request starts after it.
+	hc.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nab\r\n0\r\nX-T: v\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, body := hc.response("POST"); body != "got 2 bytes: ab" {
+		t.Errorf("chunked with a trailer: %q", body)
+	}
+	if _, body := hc.response("GET"); body != "got 0 bytes: " {
+		t.Errorf("after a trailer: %q", body)
+	}
 	// A small body left unread is discarded; the connection goes on.
 	hc.send("POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
 	if _, body := hc.response("POST"); body != "ignored" {
@@ -272,6 +280,13 @@ func TestH1Refusals(t *testing.T) {
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
 		{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
 		{"header over the limit", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431},
+		{"too many fields", "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("A:\r\n", maxHeaderFields) + "\r\n", 431},
+		{"Content-Length and chunked", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"chunked in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"chunked, identity", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 501},
+		{"folded line", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400},
+		{"bare CR", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400},
+		{"HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 505},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			hc := dialH1(t, addr)
