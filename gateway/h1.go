@@ -1,15 +1,24 @@
 package gateway
 
 // h1.go is the HTTP/1.x server that Serve runs in front of ServeHTTP, in
-// place of net/http's Server. It parses requests with http.ReadRequest, so
-// the request line, the header and the body framing (Content-Length,
-// chunked, the Transfer-Encoding and Content-Length conflicts) follow the
-// standard library's rules, but it runs each connection in one goroutine
+// place of net/http's Server. It runs each connection in one goroutine
 // with no read in the background: net/http starts a goroutine and a read
 // for every request that has no body, to notice a client that leaves, and
 // sets two read deadlines to stop it again. For a small PHP answer that was
-// about a tenth of the gateway's CPU time per request. Here a request that is still waiting
-// after watchAfter gets that watch; a quick one never does.
+// about a tenth of the gateway's CPU time per request. Here a request that
+// is still waiting after watchAfter gets that watch; a quick one never
+// does.
+//
+// Requests are read by reqReader (h1req.go), not http.ReadRequest, which
+// made most of the allocations per request. A request it accepts is the
+// one http.ReadRequest would make. It is stricter where two readers of one
+// stream could disagree on where a request ends, for that is how requests
+// are smuggled past a proxy: no folded header lines, no CR but before a
+// LF, field names that are tokens, one Host, Content-Length digits only
+// and all copies equal, Transfer-Encoding "chunked" alone (else 501) and
+// never with a Content-Length nor in HTTP/1.0, CRLF in chunk lines and in
+// the trailer, which is checked and dropped. A version other than HTTP/1.x
+// gets 505.
 //
 // What it does beyond parsing: keep-alive for HTTP/1.1 and for HTTP/1.0
 // with "Connection: keep-alive"; pipelined requests, answered in order;
