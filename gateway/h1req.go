@@ -15,6 +15,8 @@ package gateway
 //   - a field name is a token: no space before the colon;
 //   - a CR is allowed only at the end of a line. A bare LF ends a line in
 //     the header, as in net/http; chunk lines and the trailer need CRLF;
+//   - a chunk line is hex digits, then at most an extension without
+//     control bytes: no white space after the size (see chunkedBody);
 //   - Transfer-Encoding with Content-Length is refused, where net/http
 //     drops the Content-Length, and so is Transfer-Encoding in an HTTP/1.0
 //     request, which net/http ignores (RFC 9112, 6.1: the framing is
@@ -28,7 +30,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 )
@@ -251,7 +252,7 @@ func (rr *reqReader) framing(req *http.Request) error {
 		if err := declaredTrailer(req); err != nil {
 			return err
 		}
-		rr.chunked = chunkedBody{br: rr.br, cr: httputil.NewChunkedReader(rr.br)}
+		rr.chunked = chunkedBody{br: rr.br}
 		req.Body = &rr.chunked
 		return nil
 	}
@@ -611,29 +612,112 @@ func (b *fixedBody) Read(p []byte) (int, error) {
 
 func (b *fixedBody) Close() error { return nil }
 
-// chunkedBody is a chunked body: net/http's own chunk reader (through
-// httputil), then the trailer, which is read and checked so that the next
-// request starts where it should, and dropped: the gateway has no use for
-// trailers (PHP never sees them), so req.Trailer keeps the names the
-// Trailer header declared with no values, where net/http fills them in.
+// chunkedBody is a chunked body. The reader is net/http's, made stricter:
+// a chunk line is 1 to 16 hex digits, then at most an extension (";" and
+// no control bytes, where net/http takes any byte but CR), and CRLF; no
+// white space after the size, which net/http allows. Like net/http, it
+// refuses a bare LF, and a sender whose chunk lines and extensions outweigh
+// its data (maxChunkExcess). After the last chunk comes the trailer, which
+// is read and checked so that the next request starts where it should,
+// and dropped: the gateway has no use for trailers (PHP never sees them),
+// so req.Trailer keeps the names the Trailer header declared with no
+// values, where net/http fills them in.
 type chunkedBody struct {
-	br  *bufio.Reader
-	cr  io.Reader
-	err error // the first error, or io.EOF: it sticks
+	br       *bufio.Reader
+	n        uint64 // bytes left in the current chunk
+	needCRLF bool   // the current chunk's data has been read: its CRLF is next
+	excess   int64  // overhead beyond what the data allows, as net/http counts it
+	err      error  // the first error, or io.EOF: it sticks
 }
 
+// maxChunkExcess bounds the overhead of chunk lines: each chunk may have
+// 16 bytes of it, plus twice its data (net/http's figures).
+const maxChunkExcess = 16 << 10
+
 func (b *chunkedBody) Read(p []byte) (int, error) {
+	for b.err == nil && b.n == 0 {
+		b.err = b.nextChunk()
+	}
 	if b.err != nil {
 		return 0, b.err
 	}
-	n, err := b.cr.Read(p)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if uint64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.br.Read(p)
+	b.n -= uint64(n)
+	b.needCRLF = b.n == 0
 	if err == io.EOF {
-		if terr := skipTrailer(b.br); terr != nil {
-			err = terr
-		}
+		err = io.ErrUnexpectedEOF
 	}
 	b.err = err
 	return n, err
+}
+
+// nextChunk reads the CRLF after the data of the chunk before, if any, and
+// the next chunk line. For the last chunk, it reads the trailer and returns
+// io.EOF.
+func (b *chunkedBody) nextChunk() error {
+	if b.needCRLF {
+		crlf, err := b.br.Peek(2)
+		if len(crlf) < 2 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if crlf[0] != '\r' || crlf[1] != '\n' {
+			return errors.New("malformed chunked encoding: no CRLF after a chunk")
+		}
+		b.br.Discard(2)
+		b.needCRLF = false
+	}
+	line, err := b.br.ReadSlice('\n')
+	switch {
+	case err == io.EOF:
+		return io.ErrUnexpectedEOF
+	case err == bufio.ErrBufferFull:
+		return errors.New("chunk line too long")
+	case err != nil:
+		return err
+	}
+	n := len(line)
+	if n < 2 || line[n-2] != '\r' {
+		return errors.New("chunk line ends with a bare LF")
+	}
+	line = line[:n-2]
+	var size uint64
+	i := 0
+	for ; i < len(line) && isHex(line[i]); i++ {
+		size = size<<4 | uint64(unhex(line[i]))
+	}
+	if i == 0 || i > 16 || size >= 1<<62 {
+		return errors.New("malformed chunk size")
+	}
+	if ext := line[i:]; len(ext) > 0 {
+		if ext[0] != ';' {
+			return errors.New("malformed chunk size")
+		}
+		if !validFieldValue(string(ext)) {
+			return errors.New("control byte in a chunk extension")
+		}
+	}
+	b.excess += int64(n) - 16 - 2*int64(size)
+	b.excess = max(b.excess, 0)
+	if b.excess > maxChunkExcess {
+		return errors.New("chunked encoding contains too much non-data")
+	}
+	if size == 0 {
+		if err := skipTrailer(b.br); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	b.n = size
+	return nil
 }
 
 func (b *chunkedBody) Close() error { return nil }
