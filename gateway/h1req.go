@@ -21,8 +21,10 @@ package gateway
 //     drops the Content-Length, and so is Transfer-Encoding in an HTTP/1.0
 //     request, which net/http ignores (RFC 9112, 6.1: the framing is
 //     faulty);
+//   - the trailer after a chunked body is checked (valid fields, at most
+//     maxTrailerBytes) and dropped: see chunkedBody;
 //   - a version other than HTTP/1.x is refused (505) at the request line;
-//   - at most maxHeaderFields fields.
+//   - at most maxHeaderFields fields (431).
 
 import (
 	"bufio"
@@ -157,14 +159,14 @@ func (rr *reqReader) parse(s string) (*http.Request, error) {
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 {
-		return nil, badRequest("malformed HTTP request %q", line)
+		return nil, badRequest("malformed HTTP request %.60q", line)
 	}
 	if !isToken(method) {
-		return nil, badRequest("invalid method %q", method)
+		return nil, badRequest("invalid method %.60q", method)
 	}
 	major, minor, ok := parseVersion(proto)
 	if !ok {
-		return nil, badRequest("malformed HTTP version %q", proto)
+		return nil, badRequest("malformed HTTP version %.60q", proto)
 	}
 	if major != 1 {
 		return nil, &reqError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
@@ -240,11 +242,11 @@ func (rr *reqReader) framing(req *http.Request) error {
 		case hasCL:
 			return badRequest("both Transfer-Encoding and Content-Length")
 		case len(te) != 1:
-			return badRequest("too many transfer encodings: %q", te)
+			return badRequest("too many transfer encodings: %d fields", len(te))
 		case !asciiEqualFold(te[0], "chunked"):
 			// Like nginx and net/http: only chunked, and only on its
 			// own ("chunked, identity" is refused).
-			return &reqError{http.StatusNotImplemented, fmt.Sprintf("unsupported transfer encoding: %q", te[0])}
+			return &reqError{http.StatusNotImplemented, fmt.Sprintf("unsupported transfer encoding: %.60q", te[0])}
 		}
 		delete(h, "Transfer-Encoding")
 		req.TransferEncoding = []string{"chunked"}
@@ -262,7 +264,7 @@ func (rr *reqReader) framing(req *http.Request) error {
 	}
 	for _, v := range cl[1:] {
 		if v != cl[0] {
-			return badRequest("multiple Content-Length headers; got %q", cl)
+			return badRequest("Content-Length fields that differ: %.20q and %.20q", cl[0], v)
 		}
 	}
 	if len(cl) > 1 {
@@ -270,7 +272,7 @@ func (rr *reqReader) framing(req *http.Request) error {
 	}
 	n, ok := parseLength(cl[0])
 	if !ok {
-		return badRequest("bad Content-Length %q", cl[0])
+		return badRequest("bad Content-Length %.60q", cl[0])
 	}
 	req.ContentLength = n
 	if n == 0 {
@@ -300,7 +302,7 @@ func declaredTrailer(req *http.Request) error {
 			name = http.CanonicalHeaderKey(name)
 			switch name {
 			case "Transfer-Encoding", "Trailer", "Content-Length":
-				return badRequest("bad trailer key %q", name)
+				return badRequest("bad trailer key %.60q", name)
 			}
 			if t == nil {
 				t = http.Header{}
@@ -352,20 +354,20 @@ func parseField(line string) (name, value string, err error) {
 	if line[0] == ' ' || line[0] == '\t' {
 		// obs-fold (RFC 9112, 5.2): a server may refuse it, and a
 		// reader that joins the lines and one that does not disagree.
-		return "", "", badRequest("folded header line %q", line)
+		return "", "", badRequest("folded header line %.60q", line)
 	}
 	name, value, ok := strings.Cut(line, ":")
 	if !ok {
-		return "", "", badRequest("malformed header line %q", line)
+		return "", "", badRequest("malformed header line %.60q", line)
 	}
 	if !isToken(name) {
 		// A space before the colon among them: textproto lets it
 		// through for old clients (RFC 9112, 5.1 says refuse it).
-		return "", "", badRequest("invalid header name %q", name)
+		return "", "", badRequest("invalid header name %.60q", name)
 	}
 	value = trimOWS(value)
 	if !validFieldValue(value) {
-		return "", "", badRequest("invalid header value for %s", name)
+		return "", "", badRequest("invalid header value for %.60q", name)
 	}
 	return name, value, nil
 }

@@ -366,8 +366,19 @@ func FuzzReadRequest(f *testing.F) {
 	for _, tt := range invalidRequests {
 		f.Add([]byte(tt.raw))
 	}
+	// Random bytes seldom make a request line and a header that pass:
+	// the input is also tried as the header fields of a GET, and as the
+	// chunked body of a POST, so that the mutations reach those parsers.
+	const (
+		get  = "GET / HTTP/1.1\r\nHost: x\r\n"
+		post = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	)
+	f.Add([]byte("X-A: 1\r\nx-b: 2\r\nContent-Length: 1\r\n\r\na"))
+	f.Add([]byte("3;e=1\r\nabc\r\n0\r\nX-T: v\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		checkAgainstStd(t, raw)
+		checkAgainstStd(t, append([]byte(get), raw...))
+		checkAgainstStd(t, append([]byte(post), raw...))
 	})
 }
 
