@@ -11,7 +11,8 @@ package gateway
 //
 // Requests are read by reqReader (h1req.go), not http.ReadRequest, which
 // made most of the allocations per request. A request it accepts is the
-// one http.ReadRequest would make. It is stricter where two readers of one
+// one http.ReadRequest would make, but for the trailer's values, which
+// PHP never sees. It is stricter where two readers of one
 // stream could disagree on where a request ends, for that is how requests
 // are smuggled past a proxy: no folded header lines, no CR but before a
 // LF, field names that are tokens, one Host, Content-Length digits only
