@@ -679,14 +679,15 @@ func (w *h1Response) commit(final bool) {
 	case !req.ProtoAtLeast(1, 1):
 		h["Connection"] = []string{"keep-alive"}
 	}
-	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{httpDate()}
-	}
+	_, hasDate := h["Date"]
 
 	bw := w.c.bw
 	bw.WriteString("HTTP/1.1 ")
-	var num [3]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(w.status), 10))
+	// The status has three digits (WriteHeader checks); written a byte
+	// at a time, no buffer escapes for them.
+	bw.WriteByte('0' + byte(w.status/100))
+	bw.WriteByte('0' + byte(w.status/10%10))
+	bw.WriteByte('0' + byte(w.status%10))
 	bw.WriteByte(' ')
 	if w.reason != "" {
 		bw.WriteString(w.reason)
@@ -701,6 +702,13 @@ func (w *h1Response) commit(final bool) {
 			writeFieldValue(bw, v)
 			bw.WriteString("\r\n")
 		}
+	}
+	if !hasDate {
+		// Written here rather than put in h: one map entry and one
+		// slice fewer per response.
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
 }
