@@ -128,9 +128,9 @@ type gwProc struct {
 type gwOptions struct {
 	interval string // probe interval
 	balance  string
-	keyring  string // keyring file, "" for none
-	noSeeds  bool   // no static seeds: find the others another way
-	extra    string // more TOML, appended
+	keyring  string   // keyring file, "" for none
+	noSeeds  bool     // no static seeds: find the others another way
+	extra    string   // more TOML, appended
 	backends []string // the pool's backends, all of the setup's if nil
 }
 
