@@ -287,7 +287,7 @@ func (c *h1Conn) serveOne() bool {
 		if !c.rdl.IsZero() {
 			c.setReadDeadline(time.Time{})
 		}
-		w.continueWanted = req.ProtoAtLeast(1, 1) && hasToken(req.Header["Expect"], "100-continue")
+		w.continueWanted = req.ProtoAtLeast(1, 1) && containsToken(req.Header["Expect"], "100-continue")
 		req.Body = body
 	} else {
 		body.eof.Store(true)
@@ -420,18 +420,6 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-// hasToken reports whether a comma-separated header holds token.
-func hasToken(vs []string, token string) bool {
-	for _, v := range vs {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // armWatch starts the timer after which the connection is watched for the
@@ -656,7 +644,7 @@ func (w *h1Response) commit(final bool) {
 		h["Content-Length"] = []string{"0"}
 		w.remain = 0
 	}
-	if hasToken(h["Connection"], "close") || w.c.srv.shutdown.Load() {
+	if containsToken(h["Connection"], "close") || w.c.srv.shutdown.Load() {
 		w.closeAfter = true
 	}
 	if !w.closeAfter && req.Body != http.NoBody {

@@ -161,7 +161,7 @@ func (rr *reqReader) parse(s string) (*http.Request, error) {
 	if !ok1 || !ok2 {
 		return nil, badRequest("malformed HTTP request %.60q", line)
 	}
-	if !isToken(method) {
+	if !validName(method) {
 		return nil, badRequest("invalid method %.60q", method)
 	}
 	major, minor, ok := parseVersion(proto)
@@ -295,7 +295,7 @@ func declaredTrailer(req *http.Request) error {
 	var t http.Header
 	for _, v := range vv {
 		for name := range strings.SplitSeq(v, ",") {
-			name = trimOWS(name)
+			name = trimSpace(name)
 			if name == "" {
 				continue
 			}
@@ -360,13 +360,13 @@ func parseField(line string) (name, value string, err error) {
 	if !ok {
 		return "", "", badRequest("malformed header line %.60q", line)
 	}
-	if !isToken(name) {
+	if !validName(name) {
 		// A space before the colon among them: textproto lets it
 		// through for old clients (RFC 9112, 5.1 says refuse it).
 		return "", "", badRequest("invalid header name %.60q", name)
 	}
-	value = trimOWS(value)
-	if !validFieldValue(value) {
+	value = trimSpace(value)
+	if !validValue(value) {
 		return "", "", badRequest("invalid header value for %.60q", name)
 	}
 	return name, value, nil
@@ -462,46 +462,12 @@ func parseLength(s string) (int64, bool) {
 	return n, true
 }
 
-// isToken reports an RFC 9110 token.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// validFieldValue reports a field value without control bytes but HTAB: no NUL,
-// no CR, no LF, no DEL. obs-text (0x80 and above) is allowed.
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func isOWS(c byte) bool { return c == ' ' || c == '\t' }
-
-// trimOWS trims the spaces and tabs around s.
-func trimOWS(s string) string {
-	for len(s) > 0 && isOWS(s[0]) {
-		s = s[1:]
-	}
-	for len(s) > 0 && isOWS(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // containsToken reports whether the comma-separated values hold token,
 // in ASCII case: strings.EqualFold would take "cloſe" for "close".
 func containsToken(values []string, token string) bool {
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, ",") {
-			if asciiEqualFold(trimOWS(part), token) {
+			if asciiEqualFold(trimSpace(part), token) {
 				return true
 			}
 		}
@@ -677,20 +643,10 @@ func (b *chunkedBody) nextChunk() error {
 		b.br.Discard(2)
 		b.needCRLF = false
 	}
-	line, err := b.br.ReadSlice('\n')
-	switch {
-	case err == io.EOF:
-		return io.ErrUnexpectedEOF
-	case err == bufio.ErrBufferFull:
-		return errors.New("chunk line too long")
-	case err != nil:
+	line, err := readCRLFLine(b.br, "chunk line")
+	if err != nil {
 		return err
 	}
-	n := len(line)
-	if n < 2 || line[n-2] != '\r' {
-		return errors.New("chunk line ends with a bare LF")
-	}
-	line = line[:n-2]
 	var size uint64
 	i := 0
 	for ; i < len(line) && isHex(line[i]); i++ {
@@ -703,11 +659,11 @@ func (b *chunkedBody) nextChunk() error {
 		if ext[0] != ';' {
 			return errors.New("malformed chunk size")
 		}
-		if !validFieldValue(string(ext)) {
+		if !validValue(ext) {
 			return errors.New("control byte in a chunk extension")
 		}
 	}
-	b.excess += int64(n) - 16 - 2*int64(size)
+	b.excess += int64(len(line)+2) - 16 - 2*int64(size)
 	b.excess = max(b.excess, 0)
 	if b.excess > maxChunkExcess {
 		return errors.New("chunked encoding contains too much non-data")
@@ -730,24 +686,17 @@ func (b *chunkedBody) Close() error { return nil }
 func skipTrailer(br *bufio.Reader) error {
 	total := 0
 	for {
-		line, err := br.ReadSlice('\n')
-		total += len(line)
-		switch {
-		case err == io.EOF:
-			return io.ErrUnexpectedEOF
-		case err == bufio.ErrBufferFull || err == nil && total > maxTrailerBytes:
-			return errors.New("trailer too large")
-		case err != nil:
+		line, err := readCRLFLine(br, "trailer line")
+		if err != nil {
 			return err
 		}
-		n := len(line)
-		if n < 2 || line[n-2] != '\r' {
-			return errors.New("trailer line ends with a bare LF")
+		if total += len(line) + 2; total > maxTrailerBytes {
+			return errors.New("trailer too large")
 		}
-		if n == 2 {
+		if len(line) == 0 {
 			return nil
 		}
-		s := string(line[:n-2])
+		s := string(line)
 		if strings.IndexByte(s, '\r') >= 0 {
 			return errors.New("CR in a trailer line")
 		}
@@ -755,4 +704,24 @@ func skipTrailer(br *bufio.Reader) error {
 			return err
 		}
 	}
+}
+
+// readCRLFLine reads a line that must end in CRLF, a chunk line or a
+// trailer line, and returns it without the CRLF; what names it in the
+// errors. The line is br's own, valid until the next read.
+func readCRLFLine(br *bufio.Reader, what string) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	switch {
+	case err == io.EOF:
+		return nil, io.ErrUnexpectedEOF
+	case err == bufio.ErrBufferFull:
+		return nil, errors.New(what + " too long")
+	case err != nil:
+		return nil, err
+	}
+	n := len(line)
+	if n < 2 || line[n-2] != '\r' {
+		return nil, errors.New(what + " ends with a bare LF")
+	}
+	return line[:n-2], nil
 }

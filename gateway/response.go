@@ -272,7 +272,12 @@ func bodyAllowed(method string, status int) bool {
 	return method != http.MethodHead && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-func trimSpace(b []byte) []byte {
+// text is what the field checks below read: the bytes of a CGI header
+// from PHP, or the string of a request's header block (h1req.go).
+type text interface{ ~string | ~[]byte }
+
+// trimSpace trims the spaces and tabs (OWS) around b.
+func trimSpace[T text](b T) T {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -285,9 +290,9 @@ func trimSpace(b []byte) []byte {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // validName reports an RFC 9110 token.
-func validName(b []byte) bool {
-	for _, c := range b {
-		if !isTokenByte(c) {
+func validName[T text](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if !isTokenByte(b[i]) {
 			return false
 		}
 	}
@@ -305,10 +310,11 @@ func isTokenByte(c byte) bool {
 	return false
 }
 
-// validValue reports a field value without control bytes but tab.
-func validValue(b []byte) bool {
-	for _, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
+// validValue reports a field value without control bytes but tab: no
+// NUL, CR, LF or DEL. obs-text (0x80 and above) is allowed.
+func validValue[T text](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}
