@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,6 +60,40 @@ const ScenarioSlowPool = "slowpool"
 // SlowPoolCase is the request of the slow-pool scenario: whoami.php sleeps
 // 2 ms, plus the pool's WORK_MS, and prints "unnamed".
 var SlowPoolCase = Case{Name: "slowpool", Path: "/whoami.php?ms=2", Bytes: len("unnamed")}
+
+// SelectCases returns the cases of scenario named in names, a comma-separated
+// list ("tiny,paced"), in the scenario's order; an empty list selects them all.
+func SelectCases(scenario, names string) ([]Case, error) {
+	all := DefaultCases
+	if scenario == ScenarioSlowPool {
+		all = []Case{SlowPoolCase}
+	}
+	if strings.TrimSpace(names) == "" {
+		return all, nil
+	}
+	want := map[string]bool{}
+	for _, n := range strings.Split(names, ",") {
+		want[strings.TrimSpace(n)] = true
+	}
+	var known []string
+	var out []Case
+	for _, c := range all {
+		known = append(known, c.Name)
+		if want[c.Name] {
+			out = append(out, c)
+			delete(want, c.Name)
+		}
+	}
+	if len(want) > 0 {
+		var unknown []string
+		for n := range want {
+			unknown = append(unknown, strconv.Quote(n))
+		}
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("bench: no case %s in this scenario; it has %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
+	}
+	return out, nil
+}
 
 // BenchConfig configures RunBench. Zero fields take the defaults given.
 type BenchConfig struct {

@@ -79,3 +79,22 @@ func TestBenchSplitCPUs(t *testing.T) {
 		t.Errorf("shared env: %+v", e)
 	}
 }
+
+func TestSelectCases(t *testing.T) {
+	all, err := SelectCases("", "")
+	if err != nil || len(all) != len(DefaultCases) {
+		t.Fatalf("SelectCases(\"\", \"\") = %d cases, %v; want all %d", len(all), err, len(DefaultCases))
+	}
+	got, err := SelectCases("", "paced, tiny")
+	if err != nil || len(got) != 2 || got[0].Name != "tiny" || got[1].Name != "paced" {
+		t.Fatalf("SelectCases(paced, tiny) = %v, %v; want tiny then paced", got, err)
+	}
+	sp, err := SelectCases(ScenarioSlowPool, "slowpool")
+	if err != nil || len(sp) != 1 || sp[0].Name != "slowpool" {
+		t.Fatalf("SelectCases(slowpool) = %v, %v", sp, err)
+	}
+	_, err = SelectCases("", "tiny,huge")
+	if err == nil || !strings.Contains(err.Error(), `no case "huge"`) || !strings.Contains(err.Error(), "tiny, 64KiB, paced") {
+		t.Fatalf("SelectCases(tiny,huge) error = %v; want one naming \"huge\" and the known cases", err)
+	}
+}

@@ -39,7 +39,30 @@ Usage:
 Run "fcgigate COMMAND -h" for a command's flags.
 `
 
+// gcPercent is the garbage collector's target (as GOGC) when GOGC is not
+// set: the heap may grow to 5 times what is live before a collection. A
+// gateway's live heap is small, a few MB (buffers are pooled and reused),
+// while it allocates some 2 KB per request, so at Go's default of 100 it
+// collected 10 times a second at 25,000 requests a second. Each time the
+// collector's worker took one of the Ps for about a millisecond, and the
+// requests queued behind it made fcgigate's slowest 1% slower. At 400
+// that happens a quarter as often, for some 15 MB more memory.
+const gcPercent = 400
+
+// setGCPercent applies gcPercent unless getenv("GOGC") is set (then Go
+// has applied it), and returns the percent in force.
+func setGCPercent(getenv func(string) string) int {
+	if getenv("GOGC") != "" {
+		old := debug.SetGCPercent(100)
+		debug.SetGCPercent(old)
+		return old
+	}
+	debug.SetGCPercent(gcPercent)
+	return gcPercent
+}
+
 func main() {
+	setGCPercent(os.Getenv)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

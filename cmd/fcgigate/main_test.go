@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -424,5 +425,25 @@ func awaitCleanExit(t *testing.T, code <-chan int, logs fmt.Stringer) {
 		}
 	case <-time.After(wait):
 		t.Fatalf("serve did not return after cancel\n%s", logs)
+	}
+}
+
+func TestSetGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+
+	if got := setGCPercent(func(string) string { return "" }); got != gcPercent {
+		t.Errorf("without GOGC: %d, want %d", got, gcPercent)
+	}
+	if now := debug.SetGCPercent(250); now != gcPercent {
+		t.Errorf("without GOGC the collector runs at %d, want %d", now, gcPercent)
+	}
+	// With GOGC set, the runtime has applied it (here: 250, as if GOGC=250)
+	// and it stays.
+	if got := setGCPercent(func(k string) string { return map[string]string{"GOGC": "250"}[k] }); got != 250 {
+		t.Errorf("with GOGC=250: %d, want 250 kept", got)
+	}
+	if now := debug.SetGCPercent(100); now != 250 {
+		t.Errorf("with GOGC=250 the collector runs at %d, want 250", now)
 	}
 }

@@ -76,6 +76,7 @@ func bench(ctx context.Context, args []string) error {
 		out      = fs.String("out", "bench-results", "directory for <timestamp>.json and .txt, relative to the repository root")
 		keep     = fs.Bool("keep", false, "keep the servers' configurations and logs (their temp dir is printed)")
 		split    = fs.Bool("split", false, "with -scenario apache: pin wrk, Apache and php-fpm (with all their children) to CPU 0 and the hop (fcgigate, the relay's nginx) to CPU 1, in every path's rounds, as if the gateway ran on a one-core host of its own (fcgigate's GOMAXPROCS is then 1); the direct path gets the same CPU 0. Needs 2 CPUs and taskset (util-linux). Without it all share all cores, the hop's worst case")
+		cases    = fs.String("cases", "", "comma-separated cases to measure (tiny, 64KiB, paced; slowpool in -scenario slowpool); default all of the scenario's")
 		scenario = fs.String("scenario", "", `"" for one php-fpm pool (tiny and 64 KiB answers), "slowpool": three pools, one ten times slower, nginx least_conn against fcgigate, or "apache": Apache to php-fpm directly against Apache through fcgigate's FastCGI front`)
 	)
 	if err := fs.Parse(args); err != nil {
@@ -92,8 +93,13 @@ func bench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	selected, err := lab.SelectCases(*scenario, *cases)
+	if err != nil {
+		return err
+	}
 	cfg := lab.BenchConfig{
 		Repo:           repo,
+		Cases:          selected,
 		Scenario:       *scenario,
 		Split:          *split,
 		Gateway:        *gateway,
