@@ -32,6 +32,13 @@ type cgiHead struct {
 	hasStatus bool
 }
 
+// cgiField is a field of the CGI header block while it is read: its
+// canonical name, and where its value lies in the block's values.
+type cgiField struct {
+	key      string
+	from, to int
+}
+
 // readCGIHeader reads the header block from br into h, leaving br at the
 // start of the body. A block that is not valid is an errBadHeader; an error
 // from the backend is returned as it is.
@@ -42,12 +49,21 @@ type cgiHead struct {
 // (Connection, Transfer-Encoding, ...) are dropped, since they describe
 // PHP's side of the exchange, not the gateway's; X-Request-Id stays the
 // gateway's own.
+//
+// The fields go into h only once the whole block has been read, and their
+// values are substrings of one string, in slices of one backing array: two
+// allocations for the block rather than two per field.
 func readCGIHeader(br *bufio.Reader, h http.Header) (cgiHead, error) {
 	var head cgiHead
 	var location bool
 	var long []byte // a line longer than br's buffer, gathered
 	total := 0
-	var contentLength []byte
+	// The values, one after another, and each field's key and the place of
+	// its value in them; on the stack unless the block is large.
+	var arenaBuf [512]byte
+	var fieldsBuf [16]cgiField
+	arena, fields := arenaBuf[:0], fieldsBuf[:0]
+	contentLength := -1 // the field in fields that holds the first Content-Length
 	for {
 		frag, err := br.ReadSlice('\n')
 		total += len(frag)
@@ -109,16 +125,28 @@ func readCGIHeader(br *bufio.Reader, h http.Header) (cgiHead, error) {
 			if !validLength(value) {
 				return head, badHeader("invalid Content-Length %.40q", value)
 			}
-			if contentLength != nil && !bytes.Equal(contentLength, value) {
-				return head, badHeader("two different Content-Length fields")
-			}
-			if contentLength != nil {
+			if contentLength >= 0 {
+				if f := fields[contentLength]; !bytes.Equal(arena[f.from:f.to], value) {
+					return head, badHeader("two different Content-Length fields")
+				}
 				continue
 			}
-			contentLength = value
+			contentLength = len(fields)
 		}
-		key := canonicalKey(&lower, name)
-		h[key] = append(h[key], string(value))
+		from := len(arena)
+		arena = append(arena, value...)
+		fields = append(fields, cgiField{key: canonicalKey(&lower, name), from: from, to: len(arena)})
+	}
+	values := string(arena)
+	slots := make([]string, len(fields))
+	for i, f := range fields {
+		v := values[f.from:f.to]
+		if old, ok := h[f.key]; ok {
+			h[f.key] = append(old, v)
+			continue
+		}
+		slots[i] = v
+		h[f.key] = slots[i : i+1 : i+1]
 	}
 	if !head.hasStatus {
 		head.status = http.StatusOK
