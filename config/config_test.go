@@ -35,6 +35,7 @@ idle_timeout = "61s"
 max_header_bytes = "32KiB"
 drain_timeout = "5s"
 server_software = "fcgigate-test"
+procs = "auto+1"
 
 [fastcgi]
 listen = "127.0.0.1:9000"
@@ -174,6 +175,7 @@ func TestParseFull(t *testing.T) {
 		},
 		Log:          Log{Level: "debug", Format: "json"},
 		DrainTimeout: 5 * time.Second,
+		Procs:        Procs{Plus: 1},
 		Consul:       discovery.Config{}.Defaults(),
 		Health: map[string]health.Config{"app": func() health.Config {
 			c := health.DefaultConfig()
@@ -246,6 +248,14 @@ func TestParseErrors(t *testing.T) {
 			`f.toml:5: pool.read_timeout: "5x" is not a duration (use e.g. "30s")`},
 		{"bad expanded duration", minimalPool + "read_timeout = \"${RT}x\"\n",
 			`f.toml:5: pool.read_timeout: "${RT}x" ("5sx") is not a duration (use e.g. "30s")`},
+		{"procs zero", "[server]\nprocs = 0\n" + minimalPool,
+			`f.toml:2: server.procs: 0 is out of range: want 1 to 1024 (a number such as 4, "auto" for the CPUs, or "auto+1" for one more)`},
+		{"procs not auto+N", "[server]\nprocs = \"cpus+1\"\n" + minimalPool,
+			`f.toml:2: server.procs: "cpus+1" is not a number of procs (a number such as 4, "auto" for the CPUs, or "auto+1" for one more)`},
+		{"procs auto+0", "[server]\nprocs = \"auto+0\"\n" + minimalPool,
+			`f.toml:2: server.procs: "auto+0" is not a number of procs (a number such as 4, "auto" for the CPUs, or "auto+1" for one more)`},
+		{"procs of wrong type", "[server]\nprocs = 1.5\n" + minimalPool,
+			`f.toml:2: server.procs: want a number or a string (a number such as 4, "auto" for the CPUs, or "auto+1" for one more), got a float`},
 		{"duration as integer", "[server]\nidle_timeout = 60\n" + minimalPool,
 			`f.toml:2: server.idle_timeout: 60 is not a duration (use e.g. "30s")`},
 		{"duration of wrong type", "[server]\ndrain_timeout = true\n" + minimalPool,
@@ -483,5 +493,37 @@ func TestDeployFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestProcs(t *testing.T) {
+	tests := []struct {
+		value string
+		want  Procs
+		auto  int
+		n     int
+		set   bool
+		str   string
+	}{
+		{"", Procs{}, 2, 2, false, "auto"},
+		{`procs = "auto"`, Procs{}, 2, 2, false, "auto"},
+		{`procs = 3`, Procs{N: 3}, 2, 3, true, "3"},
+		{`procs = "auto+1"`, Procs{Plus: 1}, 2, 3, true, "auto+1"},
+		{`procs = " auto+2 "`, Procs{Plus: 2}, 4, 6, true, "auto+2"},
+	}
+	for _, tt := range tests {
+		f, err := Parse("f.toml", []byte("[server]\n"+tt.value+"\n"+minimalPool))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.value, err)
+		}
+		if f.Procs != tt.want {
+			t.Errorf("%s: Procs = %+v, want %+v", tt.value, f.Procs, tt.want)
+		}
+		if n, set := f.Procs.Resolve(tt.auto); n != tt.n || set != tt.set {
+			t.Errorf("%s: Resolve(%d) = %d, %v; want %d, %v", tt.value, tt.auto, n, set, tt.n, tt.set)
+		}
+		if s := f.Procs.String(); s != tt.str {
+			t.Errorf("%s: String() = %q, want %q", tt.value, s, tt.str)
+		}
 	}
 }

@@ -31,6 +31,9 @@ type File struct {
 	// flight ([server] drain_timeout). Default 30s: most PHP requests end
 	// well within it, and systemd's default stop timeout is 90s.
 	DrainTimeout time.Duration
+	// Procs is [server] procs: how many threads run Go code at once
+	// (GOMAXPROCS). The zero value is "auto".
+	Procs Procs
 	// Health holds each pool's [pool.health], by pool name; a pool whose
 	// probes are disabled (enabled = false) has no entry.
 	Health map[string]health.Config
@@ -123,6 +126,7 @@ func (b *builder) build(raw *rawFile) *File {
 			Format: b.oneOf("log.format", raw.Log.Format, "text", "text", "json"),
 		},
 		DrainTimeout: b.duration("server.drain_timeout", s.DrainTimeout),
+		Procs:        b.procs("server.procs", s.Procs),
 	}
 	for i, p := range raw.Pool {
 		at := fmt.Sprintf("pool[%d].", i)

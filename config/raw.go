@@ -41,6 +41,7 @@ type rawServer struct {
 	MaxHeaderBytes    any `toml:"max_header_bytes"`
 	DrainTimeout      any `toml:"drain_timeout"`
 	ServerSoftware    any `toml:"server_software"`
+	Procs             any `toml:"procs"`
 }
 
 // rawFastCGI is [fastcgi], the FastCGI front.

@@ -131,6 +131,13 @@ type BenchConfig struct {
 	// NginxWorkers is worker_processes. Empty means "auto" (one per core),
 	// the same core budget fcgigate gets from its default GOMAXPROCS.
 	NginxWorkers string
+	// GatewayProcs is fcgigate's [server] procs. Empty means "auto+1"
+	// where the gateway shares the cores with php-fpm and wrk (as the
+	// README advises for such a host: a Go thread the kernel preempts
+	// mid-request holds up the goroutines queued on it, and one more
+	// thread than cores carries them on), and "auto" with Split, where
+	// it has a core of its own.
+	GatewayProcs string
 	// NginxKeepalive is the upstream's keepalive (idle FastCGI connections
 	// kept per worker, with fastcgi_keep_conn on). 0 means 32; negative
 	// turns keep-alive off: a new connection to FPM per request.
@@ -186,6 +193,12 @@ func (c *BenchConfig) setDefaults() {
 	}
 	if c.NginxWorkers == "" {
 		c.NginxWorkers = "auto"
+	}
+	if c.GatewayProcs == "" {
+		c.GatewayProcs = "auto+1"
+		if c.Split {
+			c.GatewayProcs = "auto"
+		}
 	}
 	if c.NginxKeepalive == 0 {
 		c.NginxKeepalive = 32
@@ -411,7 +424,7 @@ func startProxy(ctx context.Context, name string, cfg BenchConfig, dir string, b
 			return Target{}, nil, err
 		}
 		g, err := StartGateway(ctx, GatewayOptions{Binary: bin, Listen: listen, Backends: backends, DocRoot: docroot,
-			Dir: dir, Templates: TemplatesDir(cfg.Repo)})
+			Dir: dir, Templates: TemplatesDir(cfg.Repo), Procs: cfg.GatewayProcs})
 		if err != nil {
 			return Target{}, nil, err
 		}
@@ -608,6 +621,10 @@ func benchEnv(cfg BenchConfig) Env {
 		// inherits, would win over that.)
 		e.GOMAXPROCS = 1
 	}
+	e.GatewayProcs = cfg.GatewayProcs
+	if n, ok := resolveProcs(cfg.GatewayProcs, e.GOMAXPROCS); ok {
+		e.GOMAXPROCS = n
+	}
 	if bin, err := NginxBinary(); err == nil {
 		e.Nginx = NginxVersion(bin)
 	}
@@ -615,6 +632,21 @@ func benchEnv(cfg BenchConfig) Env {
 		e.Commit = strings.TrimSpace(string(out))
 	}
 	return e
+}
+
+// resolveProcs is what fcgigate makes of [server] procs p when Go alone
+// would give it auto: a number, or "auto+N"; false for "auto" or a value
+// it cannot read (fcgigate itself refuses those).
+func resolveProcs(p string, auto int) (int, bool) {
+	if n, err := strconv.Atoi(p); err == nil && n > 0 {
+		return n, true
+	}
+	if rest, ok := strings.CutPrefix(p, "auto+"); ok {
+		if n, err := strconv.Atoi(rest); err == nil && n > 0 {
+			return auto + n, true
+		}
+	}
+	return auto, false
 }
 
 // FindRepo returns the root of the fcgigate repository that dir is in: the

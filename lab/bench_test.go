@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -69,6 +70,9 @@ func TestBenchSplitCPUs(t *testing.T) {
 	if os.Getenv("GOMAXPROCS") == "" && e.GOMAXPROCS != 1 {
 		t.Errorf("split env: fcgigate GOMAXPROCS %d, want 1 (one CPU)", e.GOMAXPROCS)
 	}
+	if cfg.GatewayProcs != "auto" || e.GatewayProcs != "auto" {
+		t.Errorf("split: fcgigate procs %q (env %q), want auto: the gateway has a core of its own", cfg.GatewayProcs, e.GatewayProcs)
+	}
 
 	cfg = BenchConfig{Repo: cfg.Repo, Scenario: ScenarioApache}
 	cfg.setDefaults()
@@ -77,6 +81,16 @@ func TestBenchSplitCPUs(t *testing.T) {
 	}
 	if e := benchEnv(cfg); e.Split || e.AppCPUs != "" || e.HopCPUs != "" {
 		t.Errorf("shared env: %+v", e)
+	}
+	// Sharing the cores with php-fpm and wrk, fcgigate gets one thread
+	// more than Go would give it.
+	if e := benchEnv(cfg); cfg.GatewayProcs != "auto+1" || e.GOMAXPROCS != runtime.GOMAXPROCS(0)+1 {
+		t.Errorf("shared: fcgigate procs %q, GOMAXPROCS %d; want auto+1, %d", cfg.GatewayProcs, e.GOMAXPROCS, runtime.GOMAXPROCS(0)+1)
+	}
+	for p, want := range map[string]int{"auto": 2, "auto+1": 3, "auto+3": 5, "4": 4, "x": 2, "auto+x": 2} {
+		if got, _ := resolveProcs(p, 2); got != want {
+			t.Errorf("resolveProcs(%q, 2) = %d, want %d", p, got, want)
+		}
 	}
 }
 

@@ -36,6 +36,8 @@ type GatewayOptions struct {
 	// Templates is the directory holding fcgigate.toml.tmpl (see
 	// TemplatesDir). Required.
 	Templates string
+	// Procs is [server] procs ("auto+1", "3"). Empty: left out, "auto".
+	Procs string
 	// CPUs pins the gateway to these CPUs, a list as taskset -c takes it
 	// ("1", "0-1"); its Go runtime then sizes GOMAXPROCS to their number.
 	// Empty: no pinning, any CPU.

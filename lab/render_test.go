@@ -105,6 +105,18 @@ func TestGatewayTemplate(t *testing.T) {
 		strings.Join(g.Pools[0].Backends, ",") != strings.Join(o.Backends, ",") {
 		t.Fatalf("loaded %+v from\n%s", f, conf)
 	}
+	if f.Procs != (config.Procs{}) {
+		t.Errorf("without Procs: procs %v, want auto", f.Procs)
+	}
+
+	o.Procs = "auto+1"
+	conf = render(t, "fcgigate.toml.tmpl", o)
+	if f, err = config.Parse("fcgigate.toml", []byte(conf)); err != nil {
+		t.Fatalf("%v\n%s", err, conf)
+	}
+	if f.Procs != (config.Procs{Plus: 1}) {
+		t.Errorf("with Procs auto+1: procs %v\n%s", f.Procs, conf)
+	}
 }
 
 func TestTomlString(t *testing.T) {

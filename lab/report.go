@@ -47,7 +47,8 @@ func per1k(cpu time.Duration, requests int64) float64 {
 // Env records the setup the numbers were measured with.
 type Env struct {
 	NumCPU           int    `json:"num_cpu"`
-	GOMAXPROCS       int    `json:"gomaxprocs"` // fcgigate's: the lab's, which it inherits with its environment; 1 with Split
+	GOMAXPROCS       int    `json:"gomaxprocs"`              // fcgigate's: the lab's, which it inherits with its environment, 1 with Split, then as GatewayProcs says
+	GatewayProcs     string `json:"gateway_procs,omitempty"` // fcgigate's [server] procs
 	Nginx            string `json:"nginx"`
 	Apache           string `json:"apache,omitempty"` // in the Apache scenario
 	NginxWorkers     string `json:"nginx_worker_processes"`
@@ -196,8 +197,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if e.Commit != "" {
 		fmt.Fprintf(&b, "  commit %s", e.Commit)
 	}
-	fmt.Fprintf(&b, "\nmachine: %d CPUs; fcgigate GOMAXPROCS %d; %s worker_processes %s (%d workers), upstream keepalive %d; php-fpm pm.max_children %d (static)\n",
-		e.NumCPU, e.GOMAXPROCS, e.Nginx, e.NginxWorkers, e.NginxWorkerCount, e.NginxKeepalive, e.FPMChildren)
+	procs := ""
+	if e.GatewayProcs != "" {
+		procs = " (procs " + e.GatewayProcs + ")"
+	}
+	fmt.Fprintf(&b, "\nmachine: %d CPUs; fcgigate GOMAXPROCS %d%s; %s worker_processes %s (%d workers), upstream keepalive %d; php-fpm pm.max_children %d (static)\n",
+		e.NumCPU, e.GOMAXPROCS, procs, e.Nginx, e.NginxWorkers, e.NginxWorkerCount, e.NginxKeepalive, e.FPMChildren)
 	if e.Split {
 		fmt.Fprintf(&b, "cpus: split: wrk, Apache and php-fpm on CPU %s; the hop (fcgigate, relay) on CPU %s\n", e.AppCPUs, e.HopCPUs)
 	}

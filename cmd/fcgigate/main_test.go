@@ -162,6 +162,36 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("serve applies procs", func(t *testing.T) {
+		be := startBackend(t)
+		cfg := writeConfig(t, "127.0.0.1:0", be.addr, "")
+		text, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text = bytes.Replace(text, []byte("[server]\n"), []byte("[server]\nprocs = \"auto+2\"\n"), 1)
+		if err := os.WriteFile(cfg, text, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		logs := newLineLog()
+		cmd := exec.Command(bin, "serve", "-config", cfg)
+		// auto is then 1, whatever the machine.
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+		cmd.Stderr = logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			be.stop()
+		}()
+		line := logs.wait(t, `"msg":"fcgigate serving"`)
+		if !strings.Contains(line, `"procs":3`) {
+			t.Errorf("with procs = \"auto+2\" and GOMAXPROCS=1: %s, want procs 3", line)
+		}
+	})
+
 	t.Run("serve drains on SIGTERM", func(t *testing.T) {
 		be := startBackend(t)
 		cfg := writeConfig(t, "127.0.0.1:0", be.addr, "")

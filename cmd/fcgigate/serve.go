@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -57,6 +58,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, cfg.Log)
+	if n, set := cfg.Procs.Resolve(runtime.GOMAXPROCS(0)); set {
+		runtime.GOMAXPROCS(n)
+	}
 
 	ctx, stop := handleSignals(ctx, log, cfg.DrainTimeout)
 	defer stop()
@@ -105,7 +109,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	log.Info("fcgigate serving", "addr", ln.Addr().String(), "version", version, "pools", poolsValue(cfg.Gateway.Pools))
+	log.Info("fcgigate serving", "addr", ln.Addr().String(), "version", version, "pools", poolsValue(cfg.Gateway.Pools),
+		"procs", runtime.GOMAXPROCS(0))
 
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	probers := map[string]*health.Prober{}
