@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -424,4 +426,59 @@ func TestReasonPhraseFallback(t *testing.T) {
 	if len(logs.find("custom reason phrase replaced")) != 1 {
 		t.Errorf("fallback not logged:\n%s", logs)
 	}
+}
+
+// FuzzReadCGIHeader: whatever block readCGIHeader accepts, written back out
+// (its Status, then its fields), reads back the same; one it refuses adds
+// no field to the header. It reads through bufio's smallest buffer, so that
+// long lines take the path that gathers them.
+func FuzzReadCGIHeader(f *testing.F) {
+	for _, s := range []string{
+		"Content-Type: text/html\r\n\r\nbody",
+		"Status: 404 Not Found\nX-A: 1\nX-A: 2\n\n",
+		"Status: 201\r\nLocation: /x\r\n\r\n",
+		"Location: /x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+		"Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
+		"Set-Cookie: a=1\r\nSet-Cookie: b=2; Path=/\r\nX-Powered-By: PHP/8.2\r\n\r\n",
+		"Connection: close\r\nX-Request-Id: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"X-Long: " + strings.Repeat("v", 100) + "\r\n\r\n",
+		"bad line\r\n\r\n",
+		"Status: 200 OK\r\nStatus: 404\r\n\r\n",
+		"x-lower-case:   spaced value  \r\n\r\n",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h := http.Header{}
+		head, err := readCGIHeader(bufio.NewReaderSize(bytes.NewReader(in), 16), h)
+		if err != nil {
+			if len(h) != 0 {
+				t.Fatalf("refused (%v) but added %v", err, h)
+			}
+			return
+		}
+		var out bytes.Buffer
+		if head.hasStatus {
+			fmt.Fprintf(&out, "Status: %d", head.status)
+			if head.reason != "" {
+				out.WriteString(" " + head.reason)
+			}
+			out.WriteString("\r\n")
+		}
+		for k, vv := range h {
+			for _, v := range vv {
+				fmt.Fprintf(&out, "%s: %s\r\n", k, v)
+			}
+		}
+		out.WriteString("\r\n")
+		h2 := http.Header{}
+		head2, err := readCGIHeader(bufio.NewReader(&out), h2)
+		if err != nil {
+			t.Fatalf("%q read as %+v %v, but written back as %q it is refused: %v", in, head, h, out.String(), err)
+		}
+		if head2 != head || !reflect.DeepEqual(h, h2) {
+			t.Fatalf("%q read as %+v %v, written back and read again: %+v %v", in, head, h, head2, h2)
+		}
+	})
 }
