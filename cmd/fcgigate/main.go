@@ -46,7 +46,7 @@ Run "fcgigate COMMAND -h" for a command's flags.
 // collected 10 times a second at 25,000 requests a second. Each time the
 // collector's worker took one of the Ps for about a millisecond, and the
 // requests queued behind it made fcgigate's slowest 1% slower. At 400
-// that happens a quarter as often, for some 15 MB more memory.
+// that happens a quarter as often, for about 16 MB more memory at peak.
 const gcPercent = 400
 
 // setGCPercent applies gcPercent unless getenv("GOGC") is set (then Go
