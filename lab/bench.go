@@ -131,12 +131,14 @@ type BenchConfig struct {
 	// NginxWorkers is worker_processes. Empty means "auto" (one per core),
 	// the same core budget fcgigate gets from its default GOMAXPROCS.
 	NginxWorkers string
-	// GatewayProcs is fcgigate's [server] procs. Empty means "auto+1"
-	// where the gateway shares the cores with php-fpm and wrk (as the
-	// README advises for such a host: a Go thread the kernel preempts
-	// mid-request holds up the goroutines queued on it, and one more
-	// thread than cores carries them on), and "auto" with Split, where
-	// it has a core of its own.
+	// GatewayProcs is fcgigate's [server] procs. Empty means "auto+1" in
+	// the default scenario, where the gateway's HTTP front shares the
+	// cores with php-fpm and wrk flat out (as the README advises for such
+	// a host: a Go thread the kernel preempts mid-request holds up the
+	// goroutines queued on it, and one more thread than cores carries
+	// them on), and "auto" in the others, where it measured no better:
+	// the slow pool, which does not saturate the cores, and behind
+	// Apache, shared or split.
 	GatewayProcs string
 	// NginxKeepalive is the upstream's keepalive (idle FastCGI connections
 	// kept per worker, with fastcgi_keep_conn on). 0 means 32; negative
@@ -195,9 +197,9 @@ func (c *BenchConfig) setDefaults() {
 		c.NginxWorkers = "auto"
 	}
 	if c.GatewayProcs == "" {
-		c.GatewayProcs = "auto+1"
-		if c.Split {
-			c.GatewayProcs = "auto"
+		c.GatewayProcs = "auto"
+		if c.Scenario == "" {
+			c.GatewayProcs = "auto+1"
 		}
 	}
 	if c.NginxKeepalive == 0 {

@@ -82,10 +82,15 @@ func TestBenchSplitCPUs(t *testing.T) {
 	if e := benchEnv(cfg); e.Split || e.AppCPUs != "" || e.HopCPUs != "" {
 		t.Errorf("shared env: %+v", e)
 	}
-	// Sharing the cores with php-fpm and wrk, fcgigate gets one thread
-	// more than Go would give it.
+	if e := benchEnv(cfg); cfg.GatewayProcs != "auto" || e.GOMAXPROCS != runtime.GOMAXPROCS(0) {
+		t.Errorf("shared, behind Apache: fcgigate procs %q, GOMAXPROCS %d; want auto, %d", cfg.GatewayProcs, e.GOMAXPROCS, runtime.GOMAXPROCS(0))
+	}
+	// In the default scenario, sharing the cores with php-fpm and wrk flat
+	// out, fcgigate gets one thread more than Go would give it.
+	cfg = BenchConfig{Repo: cfg.Repo}
+	cfg.setDefaults()
 	if e := benchEnv(cfg); cfg.GatewayProcs != "auto+1" || e.GOMAXPROCS != runtime.GOMAXPROCS(0)+1 {
-		t.Errorf("shared: fcgigate procs %q, GOMAXPROCS %d; want auto+1, %d", cfg.GatewayProcs, e.GOMAXPROCS, runtime.GOMAXPROCS(0)+1)
+		t.Errorf("default scenario: fcgigate procs %q, GOMAXPROCS %d; want auto+1, %d", cfg.GatewayProcs, e.GOMAXPROCS, runtime.GOMAXPROCS(0)+1)
 	}
 	for p, want := range map[string]int{"auto": 2, "auto+1": 3, "auto+3": 5, "4": 4, "x": 2, "auto+x": 2} {
 		if got, _ := resolveProcs(p, 2); got != want {

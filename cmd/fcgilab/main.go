@@ -72,7 +72,7 @@ func bench(ctx context.Context, args []string) error {
 		gateway  = fs.String("gateway", "", "fcgigate binary (default bin/fcgigate, else a fresh go build)")
 		children = fs.Int("fpm-children", 0, "php-fpm pm.max_children (pm = static); 0: 4 x -conns, at least 8, so every FastCGI connection the proxies hold open has a worker")
 		workers  = fs.String("nginx-workers", "auto", "nginx worker_processes")
-		procs    = fs.String("gateway-procs", "", `fcgigate's [server] procs; default "auto+1" where it shares the cores with php-fpm and wrk, "auto" with -split`)
+		procs    = fs.String("gateway-procs", "", `fcgigate's [server] procs; default "auto+1" in the default scenario (its HTTP front sharing the cores with php-fpm and wrk flat out), "auto" in the others`)
 		ngxKeep  = fs.Int("nginx-keepalive", 32, "nginx upstream keepalive (with fastcgi_keep_conn on); 0: a new FastCGI connection per request")
 		out      = fs.String("out", "bench-results", "directory for <timestamp>.json and .txt, relative to the repository root")
 		keep     = fs.Bool("keep", false, "keep the servers' configurations and logs (their temp dir is printed)")
