@@ -201,8 +201,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if e.GatewayProcs != "" {
 		procs = " (procs " + e.GatewayProcs + ")"
 	}
-	fmt.Fprintf(&b, "\nmachine: %d CPUs; fcgigate GOMAXPROCS %d%s; %s worker_processes %s (%d workers), upstream keepalive %d; php-fpm pm.max_children %d (static)\n",
-		e.NumCPU, e.GOMAXPROCS, procs, e.Nginx, e.NginxWorkers, e.NginxWorkerCount, e.NginxKeepalive, e.FPMChildren)
+	// nginx as the FastCGI proxy, when it was one (the apache scenario has
+	// none: its nginx, if any, is the bare relay).
+	ngx := ""
+	if e.NginxWorkerCount > 0 {
+		ngx = fmt.Sprintf("%s worker_processes %s (%d workers), upstream keepalive %d; ",
+			e.Nginx, e.NginxWorkers, e.NginxWorkerCount, e.NginxKeepalive)
+	}
+	fmt.Fprintf(&b, "\nmachine: %d CPUs; fcgigate GOMAXPROCS %d%s; %sphp-fpm pm.max_children %d (static)\n",
+		e.NumCPU, e.GOMAXPROCS, procs, ngx, e.FPMChildren)
 	if e.Split {
 		fmt.Fprintf(&b, "cpus: split: wrk, Apache and php-fpm on CPU %s; the hop (fcgigate, relay) on CPU %s\n", e.AppCPUs, e.HopCPUs)
 	}

@@ -124,3 +124,32 @@ func TestReportSplit(t *testing.T) {
 		t.Errorf("JSON of a shared run: %s", js)
 	}
 }
+
+// TestMachineLine: the machine line gives nginx's workers when nginx was
+// the FastCGI proxy measured, and fcgigate's procs setting.
+func TestMachineLine(t *testing.T) {
+	line := func(e Env) string {
+		var b strings.Builder
+		if err := (&Report{Env: e}).WriteTable(&b); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(b.String(), "\n") {
+			if strings.HasPrefix(l, "machine:") {
+				return l
+			}
+		}
+		t.Fatalf("no machine line in\n%s", b.String())
+		return ""
+	}
+	e := Env{NumCPU: 2, GOMAXPROCS: 3, GatewayProcs: "auto+1", Nginx: "nginx/1.22.1", NginxWorkers: "auto",
+		NginxWorkerCount: 2, NginxKeepalive: 32, FPMChildren: 128}
+	want := "machine: 2 CPUs; fcgigate GOMAXPROCS 3 (procs auto+1); nginx/1.22.1 worker_processes auto (2 workers), upstream keepalive 32; php-fpm pm.max_children 128 (static)"
+	if got := line(e); got != want {
+		t.Errorf("with nginx:\n got %s\nwant %s", got, want)
+	}
+	e.NginxWorkerCount, e.GOMAXPROCS, e.GatewayProcs = 0, 2, "auto"
+	want = "machine: 2 CPUs; fcgigate GOMAXPROCS 2 (procs auto); php-fpm pm.max_children 128 (static)"
+	if got := line(e); got != want {
+		t.Errorf("without nginx as the proxy (apache scenario):\n got %s\nwant %s", got, want)
+	}
+}
