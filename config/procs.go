@@ -4,6 +4,7 @@ package config
 // once (GOMAXPROCS).
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -45,32 +46,48 @@ func (p Procs) String() string {
 	return "auto"
 }
 
-// procs reads v: an integer from 1 to maxProcs, "auto", or "auto+N".
+// procsHint ends the errors of procs.
+const procsHint = `(a number such as 4, "auto" for the CPUs, or "auto+1" for one more)`
+
+// ParseProcs reads procs as the configuration writes it in a string:
+// "auto", "auto+N", or a number from 1 to maxProcs. Space around it is
+// ignored.
+func ParseProcs(s string) (Procs, error) {
+	s = strings.TrimSpace(s)
+	if s == "auto" {
+		return Procs{}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "auto+"); ok {
+		if n, err := strconv.Atoi(rest); err == nil && n >= 1 && n <= maxProcs {
+			return Procs{Plus: n}, nil
+		}
+	} else if n, err := strconv.Atoi(s); err == nil && n >= 1 && n <= maxProcs {
+		return Procs{N: n}, nil
+	}
+	return Procs{}, fmt.Errorf("%q is not a number of procs %s", s, procsHint)
+}
+
+// procs reads v: an integer from 1 to maxProcs, or a string ParseProcs
+// reads.
 func (b *builder) procs(path string, v any) Procs {
-	const hint = `(a number such as 4, "auto" for the CPUs, or "auto+1" for one more)`
 	switch x := v.(type) {
 	case nil:
 		return Procs{}
 	case int64:
 		if x < 1 || x > maxProcs {
-			b.fail(path, "%d is out of range: want 1 to %d %s", x, maxProcs, hint)
+			b.fail(path, "%d is out of range: want 1 to %d %s", x, maxProcs, procsHint)
 			return Procs{}
 		}
 		return Procs{N: int(x)}
 	case string:
-		s := strings.TrimSpace(b.expand(path, x))
-		if s == "auto" {
+		// A number is written as one in TOML, not as a string.
+		p, err := ParseProcs(b.expand(path, x))
+		if err != nil || p.N > 0 {
+			b.fail(path, "%q is not a number of procs %s", x, procsHint)
 			return Procs{}
 		}
-		if rest, ok := strings.CutPrefix(s, "auto+"); ok {
-			n, err := strconv.Atoi(rest)
-			if err == nil && n >= 1 && n <= maxProcs {
-				return Procs{Plus: n}
-			}
-		}
-		b.fail(path, "%q is not a number of procs %s", x, hint)
-		return Procs{}
+		return p
 	}
-	b.fail(path, "want a number or a string %s, got %s", hint, typeOf(v))
+	b.fail(path, "want a number or a string %s, got %s", procsHint, typeOf(v))
 	return Procs{}
 }

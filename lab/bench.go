@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fcgigate/fcgigate/config"
 )
 
 // Proxy names, as used by BenchConfig.Proxies and in reports.
@@ -61,13 +63,18 @@ const ScenarioSlowPool = "slowpool"
 // 2 ms, plus the pool's WORK_MS, and prints "unnamed".
 var SlowPoolCase = Case{Name: "slowpool", Path: "/whoami.php?ms=2", Bytes: len("unnamed")}
 
+// scenarioCases returns the cases scenario measures by default.
+func scenarioCases(scenario string) []Case {
+	if scenario == ScenarioSlowPool {
+		return []Case{SlowPoolCase}
+	}
+	return DefaultCases
+}
+
 // SelectCases returns the cases of scenario named in names, a comma-separated
 // list ("tiny,paced"), in the scenario's order; an empty list selects them all.
 func SelectCases(scenario, names string) ([]Case, error) {
-	all := DefaultCases
-	if scenario == ScenarioSlowPool {
-		all = []Case{SlowPoolCase}
-	}
+	all := scenarioCases(scenario)
 	if strings.TrimSpace(names) == "" {
 		return all, nil
 	}
@@ -169,10 +176,7 @@ func (c *BenchConfig) setDefaults() {
 		}
 	}
 	if len(c.Cases) == 0 {
-		c.Cases = DefaultCases
-		if c.Scenario == ScenarioSlowPool {
-			c.Cases = []Case{SlowPoolCase}
-		}
+		c.Cases = scenarioCases(c.Scenario)
 	}
 	if c.Rounds <= 0 {
 		c.Rounds = 3
@@ -624,8 +628,9 @@ func benchEnv(cfg BenchConfig) Env {
 		e.GOMAXPROCS = 1
 	}
 	e.GatewayProcs = cfg.GatewayProcs
-	if n, ok := resolveProcs(cfg.GatewayProcs, e.GOMAXPROCS); ok {
-		e.GOMAXPROCS = n
+	if p, err := config.ParseProcs(cfg.GatewayProcs); err == nil {
+		// A value fcgigate refuses fails the run when it starts.
+		e.GOMAXPROCS, _ = p.Resolve(e.GOMAXPROCS)
 	}
 	if bin, err := NginxBinary(); err == nil {
 		e.Nginx = NginxVersion(bin)
@@ -634,21 +639,6 @@ func benchEnv(cfg BenchConfig) Env {
 		e.Commit = strings.TrimSpace(string(out))
 	}
 	return e
-}
-
-// resolveProcs is what fcgigate makes of [server] procs p when Go alone
-// would give it auto: a number, or "auto+N"; false for "auto" or a value
-// it cannot read (fcgigate itself refuses those).
-func resolveProcs(p string, auto int) (int, bool) {
-	if n, err := strconv.Atoi(p); err == nil && n > 0 {
-		return n, true
-	}
-	if rest, ok := strings.CutPrefix(p, "auto+"); ok {
-		if n, err := strconv.Atoi(rest); err == nil && n > 0 {
-			return auto + n, true
-		}
-	}
-	return auto, false
 }
 
 // FindRepo returns the root of the fcgigate repository that dir is in: the
